@@ -1,0 +1,83 @@
+"""Sandbox limits and runtimes: frozen values, validated when made, never read from the environment here."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+
+from .errors import InvalidInputError
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+class Runtime(enum.StrEnum):
+    """The OCI runtime a sandbox runs under: runc is the fast default, runsc (gVisor) the hardened one."""
+
+    RUNC = "runc"
+    RUNSC = "runsc"
+
+    @classmethod
+    def parse(cls, value: str) -> Runtime:
+        try:
+            return cls(value.strip().lower())
+        except ValueError:
+            names = ", ".join(r.value for r in cls)
+            raise InvalidInputError(f"unknown runtime {value!r}: choose one of {names}") from None
+
+
+def parse_size(value: str | int) -> int:
+    """'512m', '1g', '64MiB' or a byte count -> bytes (binary units, as Docker reads them)."""
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE.match(value)
+        if not match:
+            raise InvalidInputError(f"not a size: {value!r} (examples: 512m, 1g, 1048576)")
+        size = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    if size <= 0:
+        raise InvalidInputError(f"a size must be positive, got {value!r}")
+    return size
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxLimits:
+    """What one sandbox may use. The kernel and the orchestrator enforce these, never the sandbox."""
+
+    memory_bytes: int = 512 * 1024**2  # swap is set equal: no swap on top
+    cpus: float = 1.0
+    pids: int = 128
+    nofile: int = 1024
+    tmpfs_bytes: int = 64 * 1024**2
+    file_size_bytes: int = 64 * 1024**2  # RLIMIT_FSIZE: no single file larger than this
+    cell_timeout_s: float = 60.0
+    max_output_bytes: int = 1024**2  # per cell, per stream
+    start_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        _check(self.memory_bytes >= 32 * 1024**2, "memory must be at least 32m")
+        _check(0.01 <= self.cpus <= 256, f"cpus must be between 0.01 and 256, got {self.cpus}")
+        _check(8 <= self.pids <= 65536, f"pids must be between 8 and 65536, got {self.pids}")
+        _check(64 <= self.nofile <= 1048576, f"nofile must be between 64 and 1048576, got {self.nofile}")
+        _check(self.tmpfs_bytes >= 1024**2, "tmpfs must be at least 1m")
+        _check(self.file_size_bytes >= 1024, "file size limit must be at least 1k")
+        _check(0 < self.cell_timeout_s <= 86400, f"timeout must be in (0, 86400] s, got {self.cell_timeout_s}")
+        _check(self.max_output_bytes >= 0, "max output bytes must not be negative")
+        _check(0 < self.start_timeout_s <= 600, "start timeout must be in (0, 600] s")
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxConfig:
+    """Where sandboxes come from and how they are made: set by the operator, not by a tenant."""
+
+    image: str = "rlm-sandbox:latest"
+    runtime: Runtime = Runtime.RUNC
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+    socket_root: str | None = None  # where per-sandbox socket directories go; None: the temp dir
+    sandbox_uid: int = 10001
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise InvalidInputError(message)

@@ -1,0 +1,54 @@
+"""One exception root for everything the orchestrator raises on purpose.
+
+    RLMError                       .code: a gRPC status name, .message: one line for a person
+     +-- InvalidInputError         bad input from a caller (a size, a runtime, code that is not UTF-8)
+     +-- EngineUnavailableError    the Docker engine cannot be reached, or the image is missing
+     +-- SandboxError              a sandbox could not be started or used
+          +-- SandboxStartError    it did not start, or its runtime never said hello
+          +-- SandboxClosedError   it was used after it ended (closed, killed, timed out)
+
+Errors from the docker SDK are translated at the adapter (`raise ... from exc`); nothing else in the
+orchestrator sees a docker exception. STATUS_CODES maps each class to the gRPC status it leaves by.
+"""
+
+from __future__ import annotations
+
+
+class RLMError(Exception):
+    """Root of the orchestrator's errors."""
+
+    code = "INTERNAL"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInputError(RLMError):
+    code = "INVALID_ARGUMENT"
+
+
+class EngineUnavailableError(RLMError):
+    code = "UNAVAILABLE"
+
+
+class SandboxError(RLMError):
+    code = "INTERNAL"
+
+
+class SandboxStartError(SandboxError):
+    code = "UNAVAILABLE"
+
+
+class SandboxClosedError(SandboxError):
+    code = "FAILED_PRECONDITION"
+
+
+def all_error_classes() -> list[type[RLMError]]:
+    found: list[type[RLMError]] = []
+    pending: list[type[RLMError]] = [RLMError]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found

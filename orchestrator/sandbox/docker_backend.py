@@ -1,0 +1,225 @@
+"""The Docker adapter: the only module that imports `docker`.
+
+The docker SDK is blocking and untyped; this adapter gives the orchestrator a typed, time-bounded edge.
+Every call runs in a worker thread under a deadline, and docker's exceptions are translated here.
+`container_kwargs` is the security boundary: a pure function from a SandboxSpec to the arguments of
+`containers.create`, pinned by tests without a daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+from docker.types import LogConfig, Mount, Ulimit
+
+from ..errors import EngineUnavailableError, InvalidInputError, SandboxStartError
+from .backend import LABEL_MANAGED, LABEL_OWNER, LABEL_SANDBOX, ContainerExit, ManagedContainer, SandboxSpec
+
+T = TypeVar("T")
+
+CONTEXT_MOUNT = "/context"
+SOCKET_MOUNT = "/rlm"
+SOCKET_NAME = "host.sock"
+
+
+def container_kwargs(spec: SandboxSpec) -> dict[str, Any]:
+    """Arguments for `containers.create`: every sandbox is built from exactly these."""
+    limits = spec.limits
+    return {
+        "image": spec.image,
+        "command": ["python3", "-m", "rlm_sandbox"],
+        "name": f"rlm-sbx-{spec.sandbox_id}",
+        "hostname": "sandbox",
+        "user": f"{spec.uid}:{spec.uid}",
+        "working_dir": "/tmp",
+        # The environment is built here from nothing: the orchestrator's own is never passed on.
+        "environment": {"RLM_SOCKET": f"{SOCKET_MOUNT}/{SOCKET_NAME}", "RLM_TOKEN": spec.token},
+        "labels": {LABEL_MANAGED: "1", LABEL_OWNER: spec.owner, LABEL_SANDBOX: spec.sandbox_id},
+        "runtime": spec.runtime.value,
+        "network_mode": "none",
+        "read_only": True,
+        "mounts": [
+            Mount(target=CONTEXT_MOUNT, source=spec.context_dir, type="bind", read_only=True),
+            Mount(target=SOCKET_MOUNT, source=spec.socket_dir, type="bind", read_only=True),
+        ],
+        "tmpfs": {"/tmp": f"rw,nosuid,nodev,noexec,size={limits.tmpfs_bytes},mode=1777"},
+        "shm_size": 16 * 1024**2,
+        "ipc_mode": "private",
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges:true"],
+        "init": True,  # reaps zombies and forwards signals
+        "pids_limit": limits.pids,
+        "mem_limit": limits.memory_bytes,
+        "memswap_limit": limits.memory_bytes,  # equal to memory: no swap on top
+        "nano_cpus": int(limits.cpus * 1e9),
+        "oom_score_adj": 500,  # under host memory pressure, a sandbox goes before the host's services
+        "ulimits": [
+            Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
+            Ulimit(name="core", soft=0, hard=0),
+            Ulimit(name="fsize", soft=limits.file_size_bytes, hard=limits.file_size_bytes),
+        ],
+        # Output reaches the host through the runtime, capped; the container's own log is only for
+        # diagnosing a runtime that failed to start, and is capped too.
+        "log_config": LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
+        "stdin_open": False,
+        "tty": False,
+    }
+
+
+class DockerBackend:
+    """Sandbox backend on a Docker engine (runc or runsc)."""
+
+    def __init__(self, base_url: str | None = None, call_timeout_s: float = 60.0) -> None:
+        self._base_url = base_url
+        self._call_timeout_s = call_timeout_s
+        self._client: docker.DockerClient | None = None  # made on first use: no I/O in __init__
+
+    def _docker(self) -> docker.DockerClient:
+        if self._client is None:
+            try:
+                if self._base_url:
+                    self._client = docker.DockerClient(base_url=self._base_url, timeout=self._call_timeout_s)
+                else:
+                    self._client = docker.from_env(timeout=self._call_timeout_s)
+            except docker.errors.DockerException as exc:
+                raise EngineUnavailableError(_engine_message(exc)) from exc
+        return self._client
+
+    async def _run(self, fn: Callable[..., T], *args: Any, timeout_s: float | None = None, **kw: Any) -> T:
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(partial(fn, *args, **kw)),
+                                          timeout_s or self._call_timeout_s)
+        except TimeoutError as exc:
+            raise EngineUnavailableError(f"the Docker engine did not answer within "
+                                         f"{timeout_s or self._call_timeout_s:.0f} s") from exc
+
+    async def check(self, image: str, runtime: str) -> None:
+        """Fail early, with a clear message, when the engine, the image or the runtime is missing."""
+
+        def probe() -> dict[str, Any]:
+            client = self._docker()
+            try:
+                info = client.info()
+                client.images.get(image)
+            except docker.errors.ImageNotFound as exc:
+                raise EngineUnavailableError(
+                    f"sandbox image {image!r} is not built: run `make setup`") from exc
+            except docker.errors.DockerException as exc:
+                raise EngineUnavailableError(_engine_message(exc)) from exc
+            return info  # type: ignore[no-any-return]
+
+        info = await self._run(probe)
+        if runtime not in (info.get("Runtimes") or {}):
+            raise InvalidInputError(
+                f"runtime {runtime!r} is not registered with dockerd: run `make setup`")
+
+    async def start(self, spec: SandboxSpec) -> str:
+        def create_and_start() -> str:
+            client = self._docker()
+            try:
+                container = client.containers.create(**container_kwargs(spec))
+            except docker.errors.ImageNotFound as exc:
+                raise EngineUnavailableError(
+                    f"sandbox image {spec.image!r} is not built: run `make setup`") from exc
+            except docker.errors.DockerException as exc:
+                raise SandboxStartError(f"could not create the sandbox: {_short(exc)}") from exc
+            try:
+                container.start()
+            except docker.errors.DockerException as exc:
+                _remove_quietly(client, container.id)
+                raise SandboxStartError(f"could not start the sandbox: {_short(exc)}") from exc
+            return str(container.id)
+
+        return await self._run(create_and_start)
+
+    async def kill(self, container_id: str) -> None:
+        def kill() -> None:
+            try:
+                self._docker().api.kill(container_id)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                if "is not running" not in str(exc):
+                    raise EngineUnavailableError(f"could not kill a sandbox: {_short(exc)}") from exc
+
+        await self._run(kill)
+
+    async def wait_exit(self, container_id: str, timeout_s: float) -> ContainerExit:
+        """Wait for the container to stop, then read why it stopped."""
+
+        def wait() -> ContainerExit:
+            api = self._docker().api
+            try:
+                api.wait(container_id, timeout=timeout_s)
+            except docker.errors.NotFound:
+                return ContainerExit(running=False, exit_code=None, oom_killed=False)
+            except Exception:  # requests' ReadTimeout: still running
+                pass
+            try:
+                state = api.inspect_container(container_id)["State"]
+            except docker.errors.NotFound:
+                return ContainerExit(running=False, exit_code=None, oom_killed=False)
+            return ContainerExit(running=bool(state.get("Running")), exit_code=state.get("ExitCode"),
+                                 oom_killed=bool(state.get("OOMKilled")))
+
+        return await self._run(wait, timeout_s=timeout_s + self._call_timeout_s)
+
+    async def logs_tail(self, container_id: str, lines: int = 20) -> str:
+        def tail() -> str:
+            try:
+                raw = self._docker().api.logs(container_id, tail=lines)
+            except docker.errors.DockerException:
+                return ""
+            return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+
+        return await self._run(tail)
+
+    async def remove(self, container_id: str) -> None:
+        def remove() -> None:
+            client = self._docker()
+            try:
+                client.api.remove_container(container_id, force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                if "already in progress" not in str(exc):
+                    raise EngineUnavailableError(f"could not remove a sandbox: {_short(exc)}") from exc
+
+        await self._run(remove)
+
+    async def list_managed(self) -> list[ManagedContainer]:
+        def listing() -> list[ManagedContainer]:
+            try:
+                found = self._docker().api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"})
+            except docker.errors.DockerException as exc:
+                raise EngineUnavailableError(_engine_message(exc)) from exc
+            return [ManagedContainer(str(c["Id"]), dict(c.get("Labels") or {})) for c in found]
+
+        return await self._run(listing)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await asyncio.to_thread(client.close)
+
+
+def _remove_quietly(client: docker.DockerClient, container_id: str) -> None:
+    try:
+        client.api.remove_container(container_id, force=True)
+    except docker.errors.DockerException:
+        pass
+
+
+def _short(exc: BaseException) -> str:
+    explanation = getattr(exc, "explanation", None)
+    text = explanation if isinstance(explanation, str) and explanation else str(exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _engine_message(exc: BaseException) -> str:
+    return f"the Docker engine is not reachable ({_short(exc)}): is dockerd running? `make setup` starts it"

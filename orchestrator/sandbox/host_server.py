@@ -1,0 +1,183 @@
+"""The host end of one sandbox's socket: a grpc.aio server serving rlm.v1.SandboxHost.
+
+One server per sandbox, bound to that sandbox's own Unix socket: the socket a call arrives on says which
+sandbox made it. The per-sandbox token in `x-rlm-token` metadata is checked on every call by an
+interceptor, in constant time. The session stream carries cells down and results up; callbacks the host
+does not serve yet answer UNIMPLEMENTED, which the runtime turns into a clear "not available" error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from rlm_proto.v1 import sandbox_pb2 as pb
+from rlm_proto.v1 import sandbox_pb2_grpc as pb_grpc
+
+TOKEN_HEADER = "x-rlm-token"
+
+
+class SessionClosed(Exception):
+    """The sandbox's session stream ended (its process died, or it was closed)."""
+
+
+class _TokenInterceptor(aio.ServerInterceptor):
+    def __init__(self, token: str) -> None:
+        self._token = token.encode()
+
+        async def deny(request: Any, context: aio.ServicerContext) -> Any:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad or missing sandbox token")
+
+        self._deny_unary = grpc.unary_unary_rpc_method_handler(deny)
+        self._deny_stream = grpc.stream_stream_rpc_method_handler(deny)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        sent = next((v for k, v in details.invocation_metadata or () if k == TOKEN_HEADER), "")
+        sent_bytes = sent.encode() if isinstance(sent, str) else bytes(sent)
+        if hmac.compare_digest(sent_bytes, self._token):
+            return await continuation(details)
+        return self._deny_stream if details.method.endswith("/Session") else self._deny_unary
+
+
+class _Servicer(pb_grpc.SandboxHostServicer):
+    def __init__(self, endpoint: HostEndpoint) -> None:
+        self._endpoint = endpoint
+
+    async def Session(  # noqa: N802 - the RPC's name
+        self, request_iterator: AsyncIterator[pb.SandboxMessage], context: aio.ServicerContext
+    ) -> AsyncIterator[pb.HostMessage]:
+        endpoint = self._endpoint
+        if endpoint.attached:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, "this sandbox already has a session")
+        endpoint.attached = True
+        reader = asyncio.create_task(endpoint.consume(request_iterator))
+        try:
+            while True:
+                getter = asyncio.create_task(endpoint.outbox.get())
+                await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    break
+                message = getter.result()
+                if message is None:
+                    break
+                yield message
+        finally:
+            reader.cancel()
+            endpoint.mark_closed()
+
+    # Callbacks: not served by the sandbox core. The context store and the RLM engine fill these in.
+    async def _not_available(self, request: Any, context: aio.ServicerContext) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not available in this session")
+
+    LlmQuery = LlmQueryBatched = ListFiles = SearchFiles = FileInfo = Stats = Grep = _not_available
+
+    async def ReadFile(self, request: Any, context: aio.ServicerContext) -> AsyncIterator[pb.FileChunk]:  # noqa: N802
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not available in this session")
+        yield pb.FileChunk()  # pragma: no cover - abort raises
+
+
+class HostEndpoint:
+    """The server on one sandbox's socket, and the session stream's state."""
+
+    def __init__(self, socket_path: str, token: str, max_output_bytes: int) -> None:
+        self.socket_path = socket_path
+        self._token = token
+        self._max_output_bytes = max_output_bytes
+        # A result holds two capped outputs and a traceback; anything larger is not from our runtime.
+        self._max_receive = 2 * max_output_bytes + 4 * 1024**2
+        self.outbox: asyncio.Queue[pb.HostMessage | None] = asyncio.Queue()
+        self.attached = False
+        self._server: aio.Server | None = None
+        self._hello: asyncio.Future[pb.Hello] | None = None
+        self._closed = asyncio.Event()
+        self._pending: dict[int, asyncio.Future[pb.CellResult]] = {}
+
+    async def start(self, uid: int | None) -> None:
+        loop = asyncio.get_running_loop()
+        self._hello = loop.create_future()
+        self._server = aio.server(
+            interceptors=[_TokenInterceptor(self._token)],
+            options=[("grpc.max_receive_message_length", self._max_receive),
+                     ("grpc.max_send_message_length", 64 * 1024**2),
+                     ("grpc.so_reuseport", 0)],
+            maximum_concurrent_rpcs=64,
+        )
+        pb_grpc.add_SandboxHostServicer_to_server(_Servicer(self), self._server)
+        self._server.add_insecure_port(f"unix:{self.socket_path}")
+        await self._server.start()
+        _grant_socket(self.socket_path, uid)
+
+    async def wait_hello(self) -> pb.Hello:
+        assert self._hello is not None, "start() first"
+        closed = asyncio.create_task(self._closed.wait())
+        try:
+            await asyncio.wait({self._hello, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+        if not self._hello.done():
+            raise SessionClosed("the sandbox closed its session before saying hello")
+        return self._hello.result()
+
+    async def consume(self, messages: AsyncIterator[pb.SandboxMessage]) -> None:
+        """Read what the sandbox sends until its stream ends."""
+        try:
+            async for message in messages:
+                kind = message.WhichOneof("kind")
+                if kind == "hello" and self._hello is not None and not self._hello.done():
+                    self._hello.set_result(message.hello)
+                elif kind == "result":
+                    waiter = self._pending.pop(message.result.cell_id, None)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(message.result)
+        except (grpc.RpcError, asyncio.CancelledError):
+            pass
+        finally:
+            self.mark_closed()
+
+    def mark_closed(self) -> None:
+        self._closed.set()
+        for waiter in self._pending.values():
+            if not waiter.done():
+                waiter.set_exception(SessionClosed("the sandbox's session ended"))
+        self._pending.clear()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    async def execute(self, cell_id: int, code: str, max_output_bytes: int) -> pb.CellResult:
+        """Send one cell down and wait for its result. Raises SessionClosed if the sandbox dies first."""
+        if self.closed:
+            raise SessionClosed("the sandbox's session has ended")
+        waiter: asyncio.Future[pb.CellResult] = asyncio.get_running_loop().create_future()
+        self._pending[cell_id] = waiter
+        await self.outbox.put(pb.HostMessage(execute=pb.ExecuteCell(
+            cell_id=cell_id, code=code, max_output_bytes=max_output_bytes)))
+        return await waiter
+
+    async def stop(self, grace_s: float = 0.2) -> None:
+        self.outbox.put_nowait(None)  # ends the stream: the runtime exits by itself
+        self.mark_closed()
+        if self._server is not None:
+            server, self._server = self._server, None
+            await server.stop(grace_s)
+
+
+def _grant_socket(path: str, uid: int | None) -> None:
+    """Only the sandbox's user may connect: chown to it when we can, else a token-guarded 0666."""
+    if uid is not None and os.geteuid() == 0:
+        os.chown(path, uid, uid)
+        os.chmod(path, 0o600)
+    else:
+        os.chmod(path, 0o666)

@@ -1,0 +1,59 @@
+"""What running a cell produced: plain frozen values, converted from protobuf at the edge."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class CellStatus(enum.StrEnum):
+    OK = "ok"            # the cell ran to its end
+    ERROR = "error"      # the cell raised; the traceback is in `error`
+    TIMEOUT = "timeout"  # the cell ran past its wall-clock limit: the sandbox was killed
+    OOM = "oom"          # the sandbox ran out of memory and the kernel killed it
+    KILLED = "killed"    # the sandbox died for another reason (exit, signal, pids) mid-cell
+    INVALID = "invalid"  # the input was refused before anything ran
+
+
+@dataclass(frozen=True, slots=True)
+class CellError:
+    type: str
+    message: str
+    traceback: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    text: str = ""
+    total_bytes: int = 0
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CellResult:
+    status: CellStatus
+    stdout: Output = field(default_factory=Output)
+    stderr: Output = field(default_factory=Output)
+    error: CellError | None = None
+    final: str | None = None
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status is CellStatus.OK
+
+    def to_json(self) -> dict[str, Any]:
+        """The shape `rlm exec --json` prints."""
+        return {
+            "status": self.status.value,
+            "stdout": self.stdout.text,
+            "stderr": self.stderr.text,
+            "stdout_truncated": self.stdout.truncated,
+            "stderr_truncated": self.stderr.truncated,
+            "stdout_bytes": self.stdout.total_bytes,
+            "stderr_bytes": self.stderr.total_bytes,
+            "error": asdict(self.error) if self.error else None,
+            "final": self.final,
+            "duration_s": round(self.duration_s, 6),
+        }

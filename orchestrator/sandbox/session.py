@@ -1,0 +1,130 @@
+"""One sandbox, one REPL session: run cells, enforce the wall clock, report how each cell ended."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import shutil
+import time
+
+from rlm_proto.v1 import sandbox_pb2 as pb
+
+from ..errors import InvalidInputError, SandboxClosedError
+from .backend import SandboxBackend, SandboxSpec
+from .host_server import HostEndpoint, SessionClosed
+from .results import CellError, CellResult, CellStatus, Output
+
+# How long to wait for a dead sandbox's state to settle before reading why it died.
+_EXIT_SETTLE_S = 10.0
+
+
+class SessionState(enum.Enum):
+    READY = "ready"
+    CLOSED = "closed"
+
+
+class SandboxSession:
+    """A running sandbox. Made by SandboxManager.open(); not constructed directly."""
+
+    def __init__(self, spec: SandboxSpec, container_id: str, endpoint: HostEndpoint,
+                 backend: SandboxBackend) -> None:
+        self.spec = spec
+        self.container_id = container_id
+        self._endpoint = endpoint
+        self._backend = backend
+        self._lock = asyncio.Lock()  # one cell at a time: a REPL has one namespace
+        self._cell_id = 0
+        self._close_reason: str | None = None
+        self.state = SessionState.READY
+
+    @property
+    def sandbox_id(self) -> str:
+        return self.spec.sandbox_id
+
+    async def run(self, code: str, *, timeout_s: float | None = None,
+                  max_output_bytes: int | None = None) -> CellResult:
+        """Run one cell. Never raises for what the code does; raises if the session is closed."""
+        _check_code(code)
+        limits = self.spec.limits
+        timeout = limits.cell_timeout_s if timeout_s is None else timeout_s
+        cap = limits.max_output_bytes if max_output_bytes is None else min(max_output_bytes,
+                                                                           limits.max_output_bytes)
+        if timeout <= 0:
+            raise InvalidInputError(f"timeout must be positive, got {timeout}")
+        async with self._lock:
+            if self.state is SessionState.CLOSED:
+                raise SandboxClosedError(f"sandbox {self.sandbox_id} is closed ({self._close_reason})")
+            self._cell_id += 1
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(timeout):
+                    reply = await self._endpoint.execute(self._cell_id, code, cap)
+            except TimeoutError:
+                await self._end(f"the cell ran past its {timeout:g} s limit")
+                return CellResult(CellStatus.TIMEOUT, duration_s=time.perf_counter() - started,
+                                  error=CellError("Timeout", f"the cell ran past its {timeout:g} s limit; "
+                                                  "the sandbox was killed"))
+            except SessionClosed:
+                return await self._died(time.perf_counter() - started)
+            return _from_proto(reply, cap)
+
+    async def _died(self, elapsed: float) -> CellResult:
+        exit_info = await self._backend.wait_exit(self.container_id, _EXIT_SETTLE_S)
+        if exit_info.oom_killed:
+            status, message = CellStatus.OOM, "the sandbox ran out of memory and was killed"
+        else:
+            status = CellStatus.KILLED
+            message = f"the sandbox died mid-cell (exit code {exit_info.exit_code})"
+        await self._end(message)
+        return CellResult(status, error=CellError(status.value.upper(), message), duration_s=elapsed)
+
+    async def _end(self, reason: str) -> None:
+        """Kill and remove the container at once: a dead or timed-out session leaves nothing behind."""
+        if self.state is SessionState.CLOSED:
+            return
+        self.state = SessionState.CLOSED
+        self._close_reason = reason
+        try:
+            await self._backend.remove(self.container_id)
+        finally:
+            await self._endpoint.stop()
+            shutil.rmtree(self.spec.socket_dir, ignore_errors=True)
+
+    async def aclose(self) -> None:
+        """Destroy the sandbox. Safe to call twice."""
+        await self._end("closed")
+
+    async def __aenter__(self) -> SandboxSession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _check_code(code: object) -> None:
+    if not isinstance(code, str):
+        raise InvalidInputError(f"code must be a str, not {type(code).__name__}")
+    if "\x00" in code:
+        raise InvalidInputError("code contains a NUL byte")
+
+
+def _output(captured: pb.CapturedOutput, cap: int) -> Output:
+    # Trust nothing from the sandbox: cut again to the cap we asked for.
+    data = captured.text.encode("utf-8", "replace")
+    truncated = captured.truncated or len(data) > cap
+    text = data[:cap].decode("utf-8", "ignore") if len(data) > cap else captured.text
+    return Output(text=text, total_bytes=max(int(captured.total_bytes), len(data)), truncated=truncated)
+
+
+def _from_proto(reply: pb.CellResult, cap: int) -> CellResult:
+    error = None
+    if reply.HasField("error"):
+        error = CellError(reply.error.type, reply.error.message, reply.error.traceback)
+    return CellResult(
+        status=CellStatus.ERROR if error else CellStatus.OK,
+        stdout=_output(reply.stdout, cap),
+        stderr=_output(reply.stderr, cap),
+        error=error,
+        final=reply.final if reply.has_final else None,
+        duration_s=reply.duration_s,
+    )

@@ -1,0 +1,1 @@
+# Generated from proto/ by `python proto/generate.py`. DO NOT EDIT.

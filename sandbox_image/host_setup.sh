@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Idempotent host set-up for the sandbox engine: Debian's docker.io and runsc, runsc registered with
+# dockerd (no network, host Unix sockets openable but never creatable), dockerd started and waited for.
+# Needs root (as on these machines and in CI). Prints what it did; does nothing that is already done.
+set -euo pipefail
+
+log() { printf '[host-setup] %s\n' "$*"; }
+DAEMON_JSON=/etc/docker/daemon.json
+DOCKERD_LOG=${DOCKERD_LOG:-/var/log/rlm-dockerd.log}
+
+if [ "$(id -u)" -ne 0 ]; then
+  if docker info >/dev/null 2>&1; then
+    log "not root, but a Docker engine answers: using it as it is"
+    exit 0
+  fi
+  log "error: not root and no Docker engine answers; run 'sudo make setup' once" >&2
+  exit 1
+fi
+
+missing=()
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+command -v runsc >/dev/null 2>&1 || missing+=(runsc)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Register runsc. --host-uds=open lets the sandbox connect to the host socket we mount; it must never be
+# 'create' or 'all' (a sandbox could then create sockets on the host).
+want_runtimes='{"runsc": {"path": "'"$(command -v runsc)"'", "runtimeArgs": ["--network=none", "--host-uds=open"]}}'
+mkdir -p /etc/docker
+reload=0
+if [ -f "$DAEMON_JSON" ]; then
+  current=$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])).get("runtimes", {}), sort_keys=True))' "$DAEMON_JSON")
+else
+  current='{}'
+fi
+wanted=$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1]), sort_keys=True))' "$want_runtimes")
+if [ "$current" != "$wanted" ]; then
+  log "registering runsc in $DAEMON_JSON"
+  python3 - "$DAEMON_JSON" "$want_runtimes" <<'PY'
+import json, os, sys
+path, runtimes = sys.argv[1], json.loads(sys.argv[2])
+config = json.load(open(path)) if os.path.exists(path) else {}
+config["runtimes"] = runtimes
+tmp = path + ".tmp"
+with open(tmp, "w") as fh:
+    json.dump(config, fh, indent=2)
+os.replace(tmp, path)
+PY
+  reload=1
+fi
+
+if docker info >/dev/null 2>&1; then
+  if [ "$reload" -eq 1 ]; then
+    log "reloading dockerd (SIGHUP)"
+    pkill -HUP -x dockerd
+  fi
+else
+  if ! pgrep -x dockerd >/dev/null; then
+    log "starting dockerd (log: $DOCKERD_LOG)"
+    # setsid + nohup: dockerd must outlive the make that started it.
+    setsid nohup dockerd >"$DOCKERD_LOG" 2>&1 </dev/null &
+  fi
+fi
+
+for _ in $(seq 1 120); do
+  if docker info >/dev/null 2>&1; then break; fi
+  sleep 0.5
+done
+if ! docker info >/dev/null 2>&1; then
+  log "error: dockerd did not answer within 60 s; last lines of $DOCKERD_LOG:" >&2
+  tail -n 20 "$DOCKERD_LOG" >&2 || true
+  exit 1
+fi
+for _ in $(seq 1 40); do
+  if docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q runsc; then break; fi
+  sleep 0.25
+done
+docker info --format '{{json .Runtimes}}' | grep -q runsc || { log "error: dockerd does not list runsc" >&2; exit 1; }
+log "docker $(docker version --format '{{.Server.Version}}') is up; runtimes: $(docker info --format '{{range $k, $v := .Runtimes}}{{$k}} {{end}}')"

@@ -1,0 +1,78 @@
+"""Entry point in the container: dial the host, open the session stream, run cells until the host leaves.
+
+The host's address and this sandbox's token come from the environment; the token is removed from
+os.environ before any user code runs. When the host goes away the stream ends and so does this process,
+so a sandbox never outlives its orchestrator for long.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import queue
+import sys
+from collections.abc import Iterator
+
+import grpc
+
+from rlm_proto.v1 import sandbox_pb2 as pb
+from rlm_proto.v1.sandbox_pb2_grpc import SandboxHostStub
+
+from . import __version__
+from .host_api import HostAPI
+from .repl import CellOutcome, Repl
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def _result_message(cell_id: int, outcome: CellOutcome) -> pb.SandboxMessage:
+    result = pb.CellResult(
+        cell_id=cell_id,
+        stdout=pb.CapturedOutput(text=outcome.stdout.text(), total_bytes=outcome.stdout.total_bytes,
+                                 truncated=outcome.stdout.truncated),
+        stderr=pb.CapturedOutput(text=outcome.stderr.text(), total_bytes=outcome.stderr.total_bytes,
+                                 truncated=outcome.stderr.truncated),
+        has_final=outcome.final is not None,
+        final=outcome.final or "",
+        duration_s=outcome.duration_s,
+    )
+    if outcome.error is not None:
+        result.error.CopyFrom(pb.CellError(type=outcome.error.type, message=outcome.error.message,
+                                           traceback=outcome.error.traceback))
+    return pb.SandboxMessage(result=result)
+
+
+def main() -> int:
+    socket_path = os.environ.pop("RLM_SOCKET", "/rlm/host.sock")
+    token = os.environ.pop("RLM_TOKEN", "")
+    options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+               ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
+    channel = grpc.insecure_channel(f"unix:{socket_path}", options=options)
+    stub = SandboxHostStub(channel)
+    metadata = (("x-rlm-token", token),)
+    outbox: queue.SimpleQueue[pb.SandboxMessage | None] = queue.SimpleQueue()
+
+    def outgoing() -> Iterator[pb.SandboxMessage]:
+        while (message := outbox.get()) is not None:
+            yield message
+
+    repl = Repl(HostAPI(stub, metadata).bindings())
+    outbox.put(pb.SandboxMessage(hello=pb.Hello(
+        runtime_version=__version__, python_version=platform.python_version(), pid=os.getpid())))
+    try:
+        for command in stub.Session(outgoing(), metadata=metadata, wait_for_ready=True):
+            if command.HasField("execute"):
+                cell = command.execute
+                outcome = repl.run(cell.code, int(cell.max_output_bytes))
+                outbox.put(_result_message(cell.cell_id, outcome))
+    except grpc.RpcError as exc:
+        # The host closed or went away: nothing left to serve.
+        print(f"rlm-sandbox: session ended: {exc.code()}", file=sys.__stderr__)
+    finally:
+        outbox.put(None)
+        channel.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""Errors raised inside the user's code by the sandbox API.
+
+    SandboxAPIError
+     +-- NotAvailableError       the host does not serve this function in this session
+     +-- ContextPathError        a path that is not a readable file inside the context root (also ValueError)
+     +-- LimitExceededError      a per-run limit (bytes read, sub-calls, tokens) was reached
+     +-- HostCallError           any other failure of a callback, with the host's message
+"""
+
+from __future__ import annotations
+
+
+class SandboxAPIError(Exception):
+    """Root of the errors the sandbox API raises in user code."""
+
+
+class NotAvailableError(SandboxAPIError):
+    """The host does not serve this function in this session."""
+
+
+class ContextPathError(SandboxAPIError, ValueError):
+    """A path that is outside the context root, or not a regular readable file."""
+
+
+class LimitExceededError(SandboxAPIError):
+    """A per-run limit was reached."""
+
+
+class HostCallError(SandboxAPIError):
+    """A callback failed on the host."""

@@ -1,0 +1,137 @@
+"""The functions user code calls to reach the host: thin gRPC callbacks, in both spellings.
+
+Names follow the paper's code (`llm_query`, `read_file`, ...) and AStack's (`readFile`, ...), so prompts
+written for either run unchanged. A callback the host does not serve raises NotAvailableError: never a
+made-up result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+
+from rlm_proto.v1 import sandbox_pb2 as pb
+from rlm_proto.v1.sandbox_pb2_grpc import SandboxHostStub
+
+from .errors import ContextPathError, HostCallError, LimitExceededError, NotAvailableError
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+class HostAPI:
+    """Binds the sandbox API to one host channel."""
+
+    def __init__(self, stub: SandboxHostStub, metadata: Metadata) -> None:
+        self._stub = stub
+        self._metadata = metadata
+
+    def _call(self, name: str, method: Callable[..., Any], request: Any) -> Any:
+        try:
+            return method(request, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise _translate(name, exc) from None
+
+    # -- LLM sub-calls ---------------------------------------------------------------------------
+
+    def llm_query(self, prompt: str, model: str | None = None) -> str:
+        request = pb.LlmQueryRequest(prompt=_text("prompt", prompt), model=model or "")
+        return str(self._call("llm_query", self._stub.LlmQuery, request).text)
+
+    def llm_query_batched(self, prompts: Sequence[str], model: str | None = None) -> list[str]:
+        request = pb.LlmQueryBatchedRequest(prompts=_texts(prompts), model=model or "")
+        return list(self._call("llm_query_batched", self._stub.LlmQueryBatched, request).texts)
+
+    def rlm_query(self, prompt: str, model: str | None = None) -> str:
+        request = pb.LlmQueryRequest(prompt=_text("prompt", prompt), model=model or "", recursive=True)
+        return str(self._call("rlm_query", self._stub.LlmQuery, request).text)
+
+    def rlm_query_batched(self, prompts: Sequence[str], model: str | None = None) -> list[str]:
+        request = pb.LlmQueryBatchedRequest(prompts=_texts(prompts), model=model or "", recursive=True)
+        return list(self._call("rlm_query_batched", self._stub.LlmQueryBatched, request).texts)
+
+    # -- the context -----------------------------------------------------------------------------
+
+    def read_file(self, path: str, offset: int = 0, length: int | None = None) -> str:
+        request = pb.ReadFileRequest(
+            path=_text("path", path), offset=int(offset), length=-1 if length is None else int(length)
+        )
+        try:
+            chunks = [chunk.data for chunk in self._stub.ReadFile(request, metadata=self._metadata)]
+        except grpc.RpcError as exc:
+            raise _translate("read_file", exc) from None
+        return b"".join(chunks).decode("utf-8", "replace")
+
+    def list_files(self, directory: str = "", glob: str = "") -> list[str]:
+        request = pb.ListFilesRequest(directory=directory, glob=glob)
+        return list(self._call("list_files", self._stub.ListFiles, request).paths)
+
+    def get_files_in_directory(self, directory: str) -> list[str]:
+        return self.list_files(directory=directory)
+
+    def search_files(self, pattern: str) -> list[str]:
+        request = pb.SearchFilesRequest(pattern=_text("pattern", pattern))
+        return list(self._call("search_files", self._stub.SearchFiles, request).paths)
+
+    def get_file_info(self, path: str) -> dict[str, Any]:
+        info = self._call("get_file_info", self._stub.FileInfo, pb.FileInfoRequest(path=_text("path", path)))
+        return {"path": info.path, "size": info.size, "lines": info.lines, "modified": info.modified_unix}
+
+    def get_stats(self) -> dict[str, Any]:
+        stats = self._call("get_stats", self._stub.Stats, pb.StatsRequest())
+        return {
+            "file_count": stats.file_count,
+            "total_bytes": stats.total_bytes,
+            "files_by_extension": dict(stats.files_by_extension),
+        }
+
+    def grep(self, pattern: str, glob: str | None = None, max_matches: int = 1000) -> list[dict[str, Any]]:
+        request = pb.GrepRequest(pattern=_text("pattern", pattern), glob=glob or "", max_matches=max_matches)
+        response = self._call("grep", self._stub.Grep, request)
+        return [{"path": m.path, "line_number": m.line_number, "line": m.line} for m in response.matches]
+
+    def bindings(self) -> dict[str, Callable[..., Any]]:
+        """Every name user code sees, in the paper's spelling and in AStack's."""
+        snake = {
+            name: getattr(self, name)
+            for name in (
+                "llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched", "read_file",
+                "list_files", "search_files", "get_file_info", "get_stats", "get_files_in_directory",
+                "grep",
+            )
+        }
+        camel = {
+            "readFile": self.read_file, "listFiles": self.list_files, "searchFiles": self.search_files,
+            "getFileInfo": self.get_file_info, "getStats": self.get_stats,
+            "getFilesInDirectory": self.get_files_in_directory,
+        }
+        return {**snake, **camel}
+
+
+def _text(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    return value
+
+
+def _texts(values: Sequence[str]) -> list[str]:
+    if isinstance(values, str):
+        raise TypeError("prompts must be a list of str, not a single str")
+    return [_text("each prompt", v) for v in values]
+
+
+def _translate(name: str, exc: grpc.RpcError) -> Exception:
+    code = exc.code() if isinstance(exc, grpc.Call) else None
+    details = (exc.details() if isinstance(exc, grpc.Call) else None) or str(exc)
+    if code == grpc.StatusCode.UNIMPLEMENTED:
+        return NotAvailableError(f"{name}() is not available in this session")
+    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
+                grpc.StatusCode.PERMISSION_DENIED) and name in _PATH_CALLS:
+        return ContextPathError(details)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return LimitExceededError(f"{name}(): {details}")
+    return HostCallError(f"{name}() failed: {details}")
+
+
+_PATH_CALLS = frozenset({"read_file", "list_files", "get_file_info", "get_files_in_directory", "grep"})

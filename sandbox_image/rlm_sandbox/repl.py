@@ -1,0 +1,161 @@
+"""A persistent Python namespace that runs cells and reports what happened, with no I/O of its own.
+
+Names follow the paper's implementation (alexzhang13/rlm): `FINAL(x)` and `FINAL_VAR(name)` end the run,
+as does `answer["ready"] = True` with `answer["content"]`; `SHOW_VARS()` lists the user's variables.
+Reserved names (those, and the API functions the host provides) are restored after every cell if the
+user's code overwrote them, so a careless `read_file = ...` cannot break the next cell.
+"""
+
+from __future__ import annotations
+
+import ast
+import linecache
+import sys
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import CodeType, ModuleType
+from typing import Any
+
+from .capture import CappedStream
+
+_NOT_SET = object()
+
+
+@dataclass(frozen=True, slots=True)
+class CellError:
+    type: str
+    message: str
+    traceback: str
+
+
+@dataclass(frozen=True, slots=True)
+class CellOutcome:
+    stdout: CappedStream
+    stderr: CappedStream
+    error: CellError | None
+    final: str | None
+    duration_s: float
+
+
+class Repl:
+    """One session's namespace. `run()` never raises for anything the user's code does."""
+
+    def __init__(self, bindings: Mapping[str, Any] | None = None) -> None:
+        self._final: object = _NOT_SET
+        self._cell_count = 0
+        self._reserved: dict[str, Any] = {
+            **dict(bindings or {}),
+            "FINAL": self._final_value,
+            "FINAL_VAR": self._final_var,
+            "SHOW_VARS": self._show_vars,
+        }
+        self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+        self.namespace.update(self._reserved)
+        self.namespace["answer"] = {"content": "", "ready": False}
+
+    # -- the functions user code sees ------------------------------------------------------------
+
+    def _final_value(self, value: object) -> object:
+        """FINAL(x): x is the run's answer."""
+        self._final = value
+        return value
+
+    def _final_var(self, name: object) -> object:
+        """FINAL_VAR(name): the variable called `name` is the run's answer."""
+        if not isinstance(name, str):
+            # The paper's prompts sometimes pass the value itself; accept it rather than fail the run.
+            return self._final_value(name)
+        key = name.strip().strip("'\"")
+        if key not in self.namespace:
+            raise NameError(f"FINAL_VAR: no variable named {key!r}; SHOW_VARS() lists the variables")
+        return self._final_value(self.namespace[key])
+
+    def _show_vars(self) -> dict[str, str]:
+        """SHOW_VARS(): the user's variables and their types."""
+        shown = {
+            name: type(value).__name__
+            for name, value in self.namespace.items()
+            if not name.startswith("_") and name not in self._reserved and name != "answer"
+            and not _is_module(value)
+        }
+        if shown:
+            print("\n".join(f"{name}: {kind}" for name, kind in sorted(shown.items())))
+        else:
+            print("(no variables yet)")
+        return shown
+
+    # -- running a cell ---------------------------------------------------------------------------
+
+    def run(self, code: str, max_output_bytes: int) -> CellOutcome:
+        self._cell_count += 1
+        filename = f"<cell {self._cell_count}>"
+        stdout, stderr = CappedStream(max_output_bytes), CappedStream(max_output_bytes)
+        self._final = _NOT_SET
+        error: CellError | None = None
+        started = time.perf_counter()
+        saved = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = stdout, stderr
+        try:
+            body, last = _compile_cell(code, filename)
+            linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+            exec(body, self.namespace)
+            if last is not None:
+                value = eval(last, self.namespace)
+                if value is not None:
+                    print(repr(value))
+        except BaseException as exc:  # the user's SystemExit / KeyboardInterrupt end the cell, not us
+            error = _describe(exc, filename)
+        finally:
+            sys.stdout, sys.stderr = saved
+        duration = time.perf_counter() - started
+        final = self._collect_final()
+        self._restore_reserved()
+        return CellOutcome(stdout, stderr, error, final, duration)
+
+    def _collect_final(self) -> str | None:
+        if self._final is not _NOT_SET:
+            return _as_text(self._final)
+        answer = self.namespace.get("answer")
+        if isinstance(answer, dict) and answer.get("ready") is True:
+            return _as_text(answer.get("content", ""))
+        return None
+
+    def _restore_reserved(self) -> None:
+        for name, value in self._reserved.items():
+            if self.namespace.get(name) is not value:
+                self.namespace[name] = value
+        if not isinstance(self.namespace.get("answer"), dict):
+            self.namespace["answer"] = {"content": "", "ready": False}
+
+
+def _compile_cell(code: str, filename: str) -> tuple[CodeType, CodeType | None]:
+    """Compile a cell; a trailing expression is compiled apart so its value can be shown, as in a REPL."""
+    tree = ast.parse(code, filename, "exec")
+    last: CodeType | None = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        expr = ast.Expression(tree.body.pop().value)
+        last = compile(expr, filename, "eval")
+    return compile(tree, filename, "exec"), last
+
+
+def _describe(exc: BaseException, filename: str) -> CellError:
+    frames = traceback.extract_tb(exc.__traceback__)
+    # Drop the runtime's own frames: the user sees their cell and what it called.
+    skip = next((i for i, frame in enumerate(frames) if frame.filename == filename), len(frames))
+    tb = exc.__traceback__
+    for _ in range(skip):
+        tb = tb.tb_next if tb is not None else None
+    if isinstance(exc, SyntaxError):
+        tb = None
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    return CellError(type(exc).__name__, str(exc), text)
+
+
+def _as_text(value: object) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def _is_module(value: object) -> bool:
+    return isinstance(value, ModuleType)
