@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from .errors import InvalidInputError
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+DEFAULT_IMAGE = "rlm-sandbox:latest"
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 
@@ -71,7 +72,7 @@ class SandboxLimits:
 class SandboxConfig:
     """Where sandboxes come from and how they are made: set by the operator, not by a tenant."""
 
-    image: str = "rlm-sandbox:latest"
+    image: str = DEFAULT_IMAGE
     runtime: Runtime = Runtime.RUNC
     limits: SandboxLimits = field(default_factory=SandboxLimits)
     socket_root: str | None = None  # where per-sandbox socket directories go; None: the temp dir

@@ -23,6 +23,10 @@ from .session import SandboxSession
 
 log = logging.getLogger(__name__)
 
+# Measured here: under runsc a pids limit of 32 stops the container starting (the Sentry's threads are in
+# the container's cgroup) and 64 stops our runtime connecting (gRPC's threads); 80 works. 96 keeps a margin.
+RUNSC_MIN_PIDS = 96
+
 
 class SandboxManager:
     """Opens sandboxes; at start-up and at shutdown removes every managed container with no live owner."""
@@ -30,7 +34,7 @@ class SandboxManager:
     def __init__(self, config: SandboxConfig | None = None, backend: SandboxBackend | None = None) -> None:
         self.config = config or SandboxConfig()
         self._backend: SandboxBackend = backend or DockerBackend()
-        self._owner = OwnerId.current()
+        self._owner = OwnerId.new()
         self._sessions: set[SandboxSession] = set()
         self._checked: set[str] = set()
 
@@ -72,6 +76,9 @@ class SandboxManager:
                             limits: SandboxLimits | None = None) -> SandboxSession:
         rt = Runtime.parse(runtime) if isinstance(runtime, str) else runtime or self.config.runtime
         limits = limits or self.config.limits
+        if rt is Runtime.RUNSC and limits.pids < RUNSC_MIN_PIDS:
+            raise InvalidInputError(f"runsc needs a pids limit of at least {RUNSC_MIN_PIDS} "
+                                    f"(got {limits.pids}): gVisor's own threads count against it")
         context = _context_dir(context_dir)
         if rt.value not in self._checked:
             await self._backend.check(self.config.image, rt.value)

@@ -1,13 +1,15 @@
 """Who owns a sandbox, and whether that owner is still alive: the reaper's pure logic.
 
-An owner is one orchestrator process, named `host/pid/starttime`. The start time (from /proc) keeps a
-reused pid from passing for the dead owner. A container whose owner is on this host and not alive is an
+An owner is one SandboxManager in one orchestrator process, named `host/pid/starttime/instance`. The
+start time (from /proc) keeps a reused pid from passing for the dead owner; the instance tells two
+managers of one process apart, so one never reaps the other's live sandboxes. A container whose owner is on this host and not alive is an
 orphan; containers of other hosts sharing the engine are never touched.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,21 +20,23 @@ class OwnerId:
     host: str
     pid: int
     start_ticks: int
+    instance: str
 
     def __str__(self) -> str:
-        return f"{self.host}/{self.pid}/{self.start_ticks}"
+        return f"{self.host}/{self.pid}/{self.start_ticks}/{self.instance}"
 
     @classmethod
     def parse(cls, text: str) -> OwnerId | None:
         parts = text.split("/")
-        if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+        if len(parts) != 4 or not parts[1].isdigit() or not parts[2].isdigit():
             return None
-        return cls(parts[0], int(parts[1]), int(parts[2]))
+        return cls(parts[0], int(parts[1]), int(parts[2]), parts[3])
 
     @classmethod
-    def current(cls) -> OwnerId:
+    def new(cls) -> OwnerId:
+        """A fresh owner identity for one manager of this process."""
         pid = os.getpid()
-        return cls(socket.gethostname(), pid, process_start_ticks(pid) or 0)
+        return cls(socket.gethostname(), pid, process_start_ticks(pid) or 0, secrets.token_hex(4))
 
 
 def process_start_ticks(pid: int) -> int | None:

@@ -57,22 +57,22 @@ class Repl:
 
     # -- the functions user code sees ------------------------------------------------------------
 
-    def _final_value(self, value: object) -> object:
+    def _final_value(self, value: object) -> None:
         """FINAL(x): x is the run's answer."""
         self._final = value
-        return value
 
-    def _final_var(self, name: object) -> object:
+    def _final_var(self, name: object) -> None:
         """FINAL_VAR(name): the variable called `name` is the run's answer."""
         if not isinstance(name, str):
             # The paper's prompts sometimes pass the value itself; accept it rather than fail the run.
-            return self._final_value(name)
+            self._final_value(name)
+            return
         key = name.strip().strip("'\"")
         if key not in self.namespace:
             raise NameError(f"FINAL_VAR: no variable named {key!r}; SHOW_VARS() lists the variables")
-        return self._final_value(self.namespace[key])
+        self._final_value(self.namespace[key])
 
-    def _show_vars(self) -> dict[str, str]:
+    def _show_vars(self) -> None:
         """SHOW_VARS(): the user's variables and their types."""
         shown = {
             name: type(value).__name__
@@ -84,7 +84,6 @@ class Repl:
             print("\n".join(f"{name}: {kind}" for name, kind in sorted(shown.items())))
         else:
             print("(no variables yet)")
-        return shown
 
     # -- running a cell ---------------------------------------------------------------------------
 

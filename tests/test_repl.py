@@ -1,0 +1,104 @@
+"""The in-container REPL, run on the host: no Docker, no gRPC."""
+
+from __future__ import annotations
+
+from rlm_sandbox.capture import CappedStream
+from rlm_sandbox.repl import Repl
+
+
+def test_state_persists_between_cells() -> None:
+    """A variable set in one cell is there in the next."""
+    repl = Repl()
+    repl.run("x = 20", 1000)
+    assert repl.run("print(x + 1)", 1000).stdout.text() == "21\n"
+
+
+def test_trailing_expression_is_shown() -> None:
+    """As in a REPL, the value of a last bare expression is printed; None is not."""
+    repl = Repl()
+    assert repl.run("1 + 1", 1000).stdout.text() == "2\n"
+    assert repl.run("None", 1000).stdout.text() == ""
+
+
+def test_exception_comes_back_with_the_users_frames_only() -> None:
+    """A raised exception is reported with a traceback naming the cell's lines, not the runtime's."""
+    outcome = Repl().run("def f():\n    raise ValueError('boom')\nf()", 1000)
+    assert outcome.error is not None
+    assert outcome.error.type == "ValueError" and outcome.error.message == "boom"
+    assert 'File "<cell 1>", line 2, in f' in outcome.error.traceback
+    assert "repl.py" not in outcome.error.traceback
+
+
+def test_syntax_error_is_a_cell_error() -> None:
+    """Code that does not parse is an error of the cell, with its message."""
+    outcome = Repl().run("def (:", 1000)
+    assert outcome.error is not None and outcome.error.type == "SyntaxError"
+
+
+def test_system_exit_ends_the_cell_not_the_runtime() -> None:
+    """sys.exit() in user code is reported as an error and the namespace lives on."""
+    repl = Repl()
+    outcome = repl.run("y = 3\nimport sys\nsys.exit(4)", 1000)
+    assert outcome.error is not None and outcome.error.type == "SystemExit"
+    assert repl.run("print(y)", 1000).stdout.text() == "3\n"
+
+
+def test_final_ends_with_a_value() -> None:
+    """FINAL(x) makes x, as text, the cell's final answer."""
+    assert Repl().run("FINAL(6 * 7)", 1000).final == "42"
+
+
+def test_final_var_names_a_variable() -> None:
+    """FINAL_VAR('name') takes the named variable's value; an unknown name is a clear NameError."""
+    repl = Repl()
+    assert repl.run("result = 'done'\nFINAL_VAR('result')", 1000).final == "done"
+    outcome = repl.run("FINAL_VAR('missing')", 1000)
+    assert outcome.final is None and outcome.error is not None and "missing" in outcome.error.message
+
+
+def test_answer_dict_ends_when_ready() -> None:
+    """answer['ready'] = True ends with answer['content']; without ready there is no final answer."""
+    repl = Repl()
+    assert repl.run("answer['content'] = 'draft'", 1000).final is None
+    assert repl.run("answer['ready'] = True", 1000).final == "draft"
+
+
+def test_final_is_per_cell() -> None:
+    """A FINAL from an earlier cell does not leak into the next one."""
+    repl = Repl()
+    repl.run("FINAL('x')", 1000)
+    assert repl.run("pass", 1000).final is None
+
+
+def test_reserved_names_are_restored() -> None:
+    """Overwriting FINAL, an API function or `answer` lasts only until the end of the cell."""
+    marker = object()
+    repl = Repl({"read_file": marker})
+    repl.run("FINAL = None\nread_file = 1\nanswer = 5", 1000)
+    assert repl.namespace["read_file"] is marker
+    assert repl.run("FINAL('ok')", 1000).final == "ok"
+    assert repl.namespace["answer"] == {"content": "", "ready": False}
+
+
+def test_show_vars_lists_user_variables_only() -> None:
+    """SHOW_VARS() lists the user's variables with their types, not the API or modules."""
+    repl = Repl({"llm_query": print})
+    text = repl.run("import os\nrows = [1]\nname = 'a'\nSHOW_VARS()", 1000).stdout.text()
+    assert text.splitlines() == ["name: str", "rows: list"]
+
+
+def test_output_is_capped_and_counted() -> None:
+    """Past the cap output is counted and dropped; a multi-byte character is never split."""
+    outcome = Repl().run("print('é' * 100)", 11)
+    assert outcome.stdout.text() == "é" * 5
+    assert outcome.stdout.truncated and outcome.stdout.total_bytes == 201
+
+
+def test_capped_stream_refuses_bytes() -> None:
+    """Writing bytes to the captured stdout is a TypeError, as for a real text stream."""
+    stream = CappedStream(10)
+    try:
+        stream.write(b"x")  # type: ignore[arg-type]
+    except TypeError:
+        return
+    raise AssertionError("bytes were accepted")

@@ -1,0 +1,136 @@
+"""Pure pieces of the orchestrator: container arguments, ownership, limits, errors, terminal safety."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import grpc
+import pytest
+
+from orchestrator.config import Runtime, SandboxLimits, parse_size
+from orchestrator.errors import InvalidInputError, all_error_classes
+from orchestrator.sandbox.backend import LABEL_MANAGED, LABEL_OWNER, SandboxSpec
+from orchestrator.sandbox.docker_backend import container_kwargs
+from orchestrator.sandbox.ownership import OwnerId, is_orphan, process_start_ticks
+from orchestrator.terminal import neutralise
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _spec(**overrides: object) -> SandboxSpec:
+    values: dict[str, object] = dict(
+        sandbox_id="abc", image="img", runtime=Runtime.RUNSC, limits=SandboxLimits(), context_dir="/ctx",
+        socket_dir="/sock", token="tok", owner="h/1/2/x", uid=10001)
+    values.update(overrides)
+    return SandboxSpec(**values)  # type: ignore[arg-type]
+
+
+def test_container_arguments_are_the_hardened_set() -> None:
+    """Every sandbox gets no network, a read-only root, no capabilities, no-new-privileges and limits."""
+    limits = SandboxLimits(memory_bytes=256 * 1024**2, cpus=0.5, pids=64, nofile=256, tmpfs_bytes=8 * 1024**2)
+    kw = container_kwargs(_spec(limits=limits))
+    assert kw["network_mode"] == "none"
+    assert kw["read_only"] is True
+    assert kw["cap_drop"] == ["ALL"] and "cap_add" not in kw
+    assert kw["security_opt"] == ["no-new-privileges:true"]
+    assert kw["user"] == "10001:10001"
+    assert kw["runtime"] == "runsc"
+    assert kw["pids_limit"] == 64
+    assert kw["mem_limit"] == kw["memswap_limit"] == 256 * 1024**2
+    assert kw["nano_cpus"] == 500_000_000
+    assert {u["Name"]: u["Soft"] for u in kw["ulimits"]} == {
+        "nofile": 256, "core": 0, "fsize": limits.file_size_bytes}
+    assert kw["tmpfs"] == {"/tmp": "rw,nosuid,nodev,noexec,size=8388608,mode=1777"}
+    assert kw["init"] is True and kw["ipc_mode"] == "private"
+    assert kw["log_config"]["Config"] == {"max-size": "1m", "max-file": "1"}
+    assert not {"privileged", "pid_mode", "devices", "volumes", "cgroup_parent"} & kw.keys()
+
+
+def test_mounts_are_read_only_and_only_two() -> None:
+    """The context and the socket directory are the only mounts, both read-only."""
+    mounts = container_kwargs(_spec())["mounts"]
+    assert [(m["Target"], m["Source"], m["ReadOnly"], m["Type"]) for m in mounts] == [
+        ("/context", "/ctx", True, "bind"), ("/rlm", "/sock", True, "bind")]
+
+
+def test_environment_is_built_from_nothing() -> None:
+    """The container's environment holds the socket path and token only, never the host's."""
+    kw = container_kwargs(_spec())
+    assert kw["environment"] == {"RLM_SOCKET": "/rlm/host.sock", "RLM_TOKEN": "tok"}
+    assert kw["labels"][LABEL_MANAGED] == "1" and kw["labels"][LABEL_OWNER] == "h/1/2/x"
+
+
+def test_owner_id_round_trips_and_detects_orphans() -> None:
+    """An owner whose process is gone, or whose pid was reused, is dead; other hosts are left alone."""
+    me = OwnerId.new()
+    assert OwnerId.parse(str(me)) == me
+    assert not is_orphan(str(me), me.host)
+    assert is_orphan(str(OwnerId(me.host, me.pid, me.start_ticks + 1, "x")), me.host)  # pid reused
+    assert is_orphan(str(OwnerId(me.host, 2**22 + 5, 1, "x")), me.host, lambda pid: None)
+    assert not is_orphan(str(OwnerId("elsewhere", 1, 1, "x")), me.host, lambda pid: None)
+    assert is_orphan("garbage", me.host)
+
+
+def test_process_start_ticks_of_a_finished_process_is_none() -> None:
+    """A process that has exited and been reaped has no start time."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert process_start_ticks(child.pid) is None
+    assert process_start_ticks(OwnerId.new().pid) is not None
+
+
+@pytest.mark.parametrize(("text", "size"), [("512m", 512 * 1024**2), ("1g", 1024**3), ("64MiB", 64 * 1024**2),
+                                            ("1048576", 1048576), ("1.5k", 1536)])
+def test_parse_size(text: str, size: int) -> None:
+    """Sizes read as Docker reads them, in binary units."""
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("bad", ["", "lots", "-5m", "0", "12q"])
+def test_parse_size_refuses_nonsense(bad: str) -> None:
+    """A size that is not one is an InvalidInputError naming it."""
+    with pytest.raises(InvalidInputError):
+        parse_size(bad)
+
+
+def test_limits_are_validated() -> None:
+    """Limits outside sane bounds are refused when made, not when Docker trips on them."""
+    with pytest.raises(InvalidInputError, match="memory"):
+        SandboxLimits(memory_bytes=1024)
+    with pytest.raises(InvalidInputError, match="timeout"):
+        SandboxLimits(cell_timeout_s=0)
+    with pytest.raises(InvalidInputError, match="unknown runtime"):
+        Runtime.parse("kata")
+
+
+def test_every_error_maps_to_a_grpc_status() -> None:
+    """Each class in the exception tree names a real gRPC status code."""
+    names = {code.name for code in grpc.StatusCode}
+    for cls in all_error_classes():
+        assert cls.code in names, cls
+
+
+def test_terminal_escapes_are_neutralised() -> None:
+    """ESC, CSI, BEL and other controls become visible escapes; newlines and tabs stay."""
+    assert neutralise("a\x1b[31mb\x07\x9bc\td\n") == "a\\x1b[31mb\\x07\\x9bc\td\n"
+
+
+def test_generated_code_is_fresh() -> None:
+    """The checked-in gRPC code is exactly what proto/generate.py makes from proto/."""
+    result = subprocess.run([sys.executable, str(REPO / "proto" / "generate.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_sandbox_pins_match_the_project_pins() -> None:
+    """The image installs the same grpcio and protobuf the orchestrator runs with."""
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pins = dict(re.findall(r"^([\w-]+)==([\w.]+)", "\n".join(deps["dependencies"]), re.M))
+    tools = dict(re.findall(r"^([\w-]+)==([\w.]+)", "\n".join(deps["optional-dependencies"]["dev"]), re.M))
+    image = dict(re.findall(r"^([\w-]+)==([\w.]+)", (REPO / "sandbox_image/requirements.txt").read_text(), re.M))
+    assert image["grpcio"] == pins["grpcio"] == tools["grpcio-tools"]
+    assert image["protobuf"] == pins["protobuf"]
