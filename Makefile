@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 image: venv
 	@PIP=$(VENV)/bin/pip bash sandbox_image/build.sh
 
-test: setup
+test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup

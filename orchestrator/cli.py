@@ -35,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="rlm", description="Recursive Language Models in hardened sandboxes.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("exec", help="run Python code in a fresh sandbox over a context directory")
-    run.add_argument("--context", required=True, metavar="DIR", help="directory mounted read-only at /context")
+    run.add_argument(
+        "--context", required=True, metavar="DIR", help="directory mounted read-only at /context"
+    )
     run.add_argument("--runtime", default="runc", help="runc (default) or runsc (gVisor)")
     run.add_argument("--memory", default="512m", help="memory limit, swap included (default 512m)")
     run.add_argument("--cpus", type=float, default=1.0, help="CPU quota in cores (default 1)")
@@ -70,8 +72,9 @@ def _read_code(args: argparse.Namespace, stdin: TextIO) -> str:
 
 
 def _limits(args: argparse.Namespace) -> SandboxLimits:
-    return replace(SandboxLimits(), memory_bytes=parse_size(args.memory), cpus=args.cpus,
-                   cell_timeout_s=args.timeout)
+    return replace(
+        SandboxLimits(), memory_bytes=parse_size(args.memory), cpus=args.cpus, cell_timeout_s=args.timeout
+    )
 
 
 async def _exec(args: argparse.Namespace, code: str, limits: SandboxLimits) -> CellResult:
@@ -113,8 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug of ours: still one line, with the way to see more
         if os.environ.get("RLM_DEBUG"):
             raise
-        print(f"rlm: internal error: {type(exc).__name__}: {exc} (RLM_DEBUG=1 shows the traceback)",
-              file=sys.stderr)
+        print(
+            f"rlm: internal error: {type(exc).__name__}: {exc} (RLM_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_UNAVAILABLE
     if args.json:
         print(json.dumps(result.to_json()))

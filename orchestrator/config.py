@@ -63,7 +63,9 @@ class SandboxLimits:
         _check(64 <= self.nofile <= 1048576, f"nofile must be between 64 and 1048576, got {self.nofile}")
         _check(self.tmpfs_bytes >= 1024**2, "tmpfs must be at least 1m")
         _check(self.file_size_bytes >= 1024, "file size limit must be at least 1k")
-        _check(0 < self.cell_timeout_s <= 86400, f"timeout must be in (0, 86400] s, got {self.cell_timeout_s}")
+        _check(
+            0 < self.cell_timeout_s <= 86400, f"timeout must be in (0, 86400] s, got {self.cell_timeout_s}"
+        )
         _check(self.max_output_bytes >= 0, "max output bytes must not be negative")
         _check(0 < self.start_timeout_s <= 600, "start timeout must be in (0, 600] s")
 

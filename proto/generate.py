@@ -30,8 +30,15 @@ def generate(into: Path) -> None:
     sources = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.glob("rlm/**/*.proto"))
     include = Path(protoc.__file__).parent / "_proto"
     with tempfile.TemporaryDirectory() as scratch:
-        args = ["protoc", f"-I{PROTO_ROOT}", f"-I{include}", f"--python_out={scratch}",
-                f"--pyi_out={scratch}", f"--grpc_python_out={scratch}", *sources]
+        args = [
+            "protoc",
+            f"-I{PROTO_ROOT}",
+            f"-I{include}",
+            f"--python_out={scratch}",
+            f"--pyi_out={scratch}",
+            f"--grpc_python_out={scratch}",
+            *sources,
+        ]
         if protoc.main(args) != 0:
             raise SystemExit("protoc failed")
         into.mkdir(parents=True, exist_ok=True)

@@ -13,13 +13,13 @@ import docker.errors
 import grpc
 import pytest
 from grpc import aio
+from rlm_proto.v1 import sandbox_pb2 as pb
+from rlm_proto.v1.sandbox_pb2_grpc import SandboxHostStub
 
 from orchestrator import CellStatus, SandboxLimits
 from orchestrator.errors import InvalidInputError
 from orchestrator.sandbox import SandboxManager, SandboxSession
 from orchestrator.sandbox.backend import LABEL_MANAGED, LABEL_OWNER
-from rlm_proto.v1 import sandbox_pb2 as pb
-from rlm_proto.v1.sandbox_pb2_grpc import SandboxHostStub
 
 pytestmark = pytest.mark.docker
 
@@ -108,8 +108,9 @@ print(json.dumps({{"ifaces": sorted(os.listdir("/sys/class/net")), "outside": re
     assert seen["outside"] != "connected" and seen["bridge"] != "connected" and seen["dns"] != "connected"
 
 
-async def test_orchestrator_secret_is_invisible(manager: SandboxManager, context_dir: Path,
-                                                runtime: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_orchestrator_secret_is_invisible(
+    manager: SandboxManager, context_dir: Path, runtime: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A secret in the orchestrator's environment appears in no process environment in the sandbox."""
     secret = "s3cret-" + secrets.token_hex(8)
     monkeypatch.setenv("RLM_TEST_SECRET", secret)
@@ -131,8 +132,9 @@ print("\\n".join(found))
     assert "RLM_TOKEN" not in result.stdout.text.splitlines()[0]  # the runtime dropped its token
 
 
-async def test_memory_bomb_is_oom(manager: SandboxManager, context_dir: Path, runtime: str,
-                                  docker_client: docker.DockerClient) -> None:
+async def test_memory_bomb_is_oom(
+    manager: SandboxManager, context_dir: Path, runtime: str, docker_client: docker.DockerClient
+) -> None:
     """Allocating past the memory limit ends the cell as `oom` and removes the sandbox."""
     limits = SandboxLimits(memory_bytes=64 * 1024**2)
     async with manager.open(context_dir, runtime=runtime, limits=limits) as session:
@@ -141,8 +143,9 @@ async def test_memory_bomb_is_oom(manager: SandboxManager, context_dir: Path, ru
         assert _gone(docker_client, session.container_id)
 
 
-async def test_endless_loop_times_out_and_leaves_nothing(manager: SandboxManager, context_dir: Path,
-                                                         runtime: str, docker_client: docker.DockerClient) -> None:
+async def test_endless_loop_times_out_and_leaves_nothing(
+    manager: SandboxManager, context_dir: Path, runtime: str, docker_client: docker.DockerClient
+) -> None:
     """A cell past its wall-clock limit is `timeout`, reported promptly, and its container is gone."""
     async with manager.open(context_dir, runtime=runtime) as session:
         result = await session.run("while True:\n    pass", timeout_s=1.5)
@@ -200,7 +203,8 @@ async def test_stdout_flood_is_truncated_and_host_memory_flat(session: SandboxSe
     before = _peak_rss()
     result = await session.run(
         "import sys\nchunk = 'y' * 65536\nfor _ in range(3200):\n    sys.stdout.write(chunk)",
-        max_output_bytes=64 * 1024)
+        max_output_bytes=64 * 1024,
+    )
     grew = _peak_rss() - before
     assert result.ok
     assert result.stdout.truncated and result.stdout.total_bytes == 3200 * 65536
@@ -208,8 +212,9 @@ async def test_stdout_flood_is_truncated_and_host_memory_flat(session: SandboxSe
     assert grew < 32 * 1024**2, f"host peak RSS grew by {grew / 1e6:.1f} MB"
 
 
-async def test_daemon_does_not_outlive_the_session(manager: SandboxManager, context_dir: Path, runtime: str,
-                                                   docker_client: docker.DockerClient) -> None:
+async def test_daemon_does_not_outlive_the_session(
+    manager: SandboxManager, context_dir: Path, runtime: str, docker_client: docker.DockerClient
+) -> None:
     """A detached background process started by user code dies with the sandbox."""
     marker = f"{3000 + secrets.randbelow(1000)}.{secrets.randbelow(10**6):06d}"
     code = f"""
@@ -220,8 +225,10 @@ print("started")
 """
     async with manager.open(context_dir, runtime=runtime) as session:
         assert (await session.run(code)).stdout.text == "started\n"
-        seen = await session.run("import os; print(sum(1 for p in os.listdir('/proc') if p.isdigit() and "
-                                 f"'{marker}' in open(f'/proc/{{p}}/cmdline').read()))")
+        seen = await session.run(
+            "import os; print(sum(1 for p in os.listdir('/proc') if p.isdigit() and "
+            f"'{marker}' in open(f'/proc/{{p}}/cmdline').read()))"
+        )
         assert seen.stdout.text == "1\n"
         container_id = session.container_id
     assert _gone(docker_client, container_id)
@@ -259,8 +266,11 @@ async def test_reaper_removes_orphans_only(docker_client: docker.DockerClient, c
     """At start-up a manager removes containers whose owner died, and keeps a live manager's sandboxes."""
     dead_owner = f"{os.uname().nodename}/{2**22 + 7}/1/dead"
     orphan = docker_client.containers.create(
-        "rlm-sandbox:latest", ["sleep", "60"], labels={LABEL_MANAGED: "1", LABEL_OWNER: dead_owner},
-        network_mode="none")
+        "rlm-sandbox:latest",
+        ["sleep", "60"],
+        labels={LABEL_MANAGED: "1", LABEL_OWNER: dead_owner},
+        network_mode="none",
+    )
     async with SandboxManager() as first, first.open(context_dir) as live:
         async with SandboxManager() as second:
             assert await second.reap() == 0  # the orphan is already gone, the live one stays
@@ -268,8 +278,9 @@ async def test_reaper_removes_orphans_only(docker_client: docker.DockerClient, c
         assert (await live.run("print(1)")).stdout.text == "1\n"
 
 
-
-async def test_runsc_refuses_a_pids_limit_too_small_for_gvisor(manager: SandboxManager, context_dir: Path) -> None:
+async def test_runsc_refuses_a_pids_limit_too_small_for_gvisor(
+    manager: SandboxManager, context_dir: Path
+) -> None:
     """gVisor's own threads count against the pids limit: below its floor the error says so up front."""
     with pytest.raises(InvalidInputError, match="at least 96"):
         async with manager.open(context_dir, runtime="runsc", limits=SandboxLimits(pids=64)):

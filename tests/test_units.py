@@ -23,8 +23,16 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _spec(**overrides: object) -> SandboxSpec:
     values: dict[str, object] = dict(
-        sandbox_id="abc", image="img", runtime=Runtime.RUNSC, limits=SandboxLimits(), context_dir="/ctx",
-        socket_dir="/sock", token="tok", owner="h/1/2/x", uid=10001)
+        sandbox_id="abc",
+        image="img",
+        runtime=Runtime.RUNSC,
+        limits=SandboxLimits(),
+        context_dir="/ctx",
+        socket_dir="/sock",
+        token="tok",
+        owner="h/1/2/x",
+        uid=10001,
+    )
     values.update(overrides)
     return SandboxSpec(**values)  # type: ignore[arg-type]
 
@@ -43,7 +51,10 @@ def test_container_arguments_are_the_hardened_set() -> None:
     assert kw["mem_limit"] == kw["memswap_limit"] == 256 * 1024**2
     assert kw["nano_cpus"] == 500_000_000
     assert {u["Name"]: u["Soft"] for u in kw["ulimits"]} == {
-        "nofile": 256, "core": 0, "fsize": limits.file_size_bytes}
+        "nofile": 256,
+        "core": 0,
+        "fsize": limits.file_size_bytes,
+    }
     assert kw["tmpfs"] == {"/tmp": "rw,nosuid,nodev,noexec,size=8388608,mode=1777"}
     assert kw["init"] is True and kw["ipc_mode"] == "private"
     assert kw["log_config"]["Config"] == {"max-size": "1m", "max-file": "1"}
@@ -54,7 +65,9 @@ def test_mounts_are_read_only_and_only_two() -> None:
     """The context and the socket directory are the only mounts, both read-only."""
     mounts = container_kwargs(_spec())["mounts"]
     assert [(m["Target"], m["Source"], m["ReadOnly"], m["Type"]) for m in mounts] == [
-        ("/context", "/ctx", True, "bind"), ("/rlm", "/sock", True, "bind")]
+        ("/context", "/ctx", True, "bind"),
+        ("/rlm", "/sock", True, "bind"),
+    ]
 
 
 def test_environment_is_built_from_nothing() -> None:
@@ -83,8 +96,10 @@ def test_process_start_ticks_of_a_finished_process_is_none() -> None:
     assert process_start_ticks(OwnerId.new().pid) is not None
 
 
-@pytest.mark.parametrize(("text", "size"), [("512m", 512 * 1024**2), ("1g", 1024**3), ("64MiB", 64 * 1024**2),
-                                            ("1048576", 1048576), ("1.5k", 1536)])
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("512m", 512 * 1024**2), ("1g", 1024**3), ("64MiB", 64 * 1024**2), ("1048576", 1048576), ("1.5k", 1536)],
+)
 def test_parse_size(text: str, size: int) -> None:
     """Sizes read as Docker reads them, in binary units."""
     assert parse_size(text) == size
@@ -121,8 +136,9 @@ def test_terminal_escapes_are_neutralised() -> None:
 
 def test_generated_code_is_fresh() -> None:
     """The checked-in gRPC code is exactly what proto/generate.py makes from proto/."""
-    result = subprocess.run([sys.executable, str(REPO / "proto" / "generate.py"), "--check"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "proto" / "generate.py"), "--check"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -131,6 +147,8 @@ def test_sandbox_pins_match_the_project_pins() -> None:
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     pins = dict(re.findall(r"^([\w-]+)==([\w.]+)", "\n".join(deps["dependencies"]), re.M))
     tools = dict(re.findall(r"^([\w-]+)==([\w.]+)", "\n".join(deps["optional-dependencies"]["dev"]), re.M))
-    image = dict(re.findall(r"^([\w-]+)==([\w.]+)", (REPO / "sandbox_image/requirements.txt").read_text(), re.M))
+    image = dict(
+        re.findall(r"^([\w-]+)==([\w.]+)", (REPO / "sandbox_image/requirements.txt").read_text(), re.M)
+    )
     assert image["grpcio"] == pins["grpcio"] == tools["grpcio-tools"]
     assert image["protobuf"] == pins["protobuf"]

@@ -4,5 +4,12 @@ from .manager import SandboxManager, open_sandbox
 from .results import CellError, CellResult, CellStatus, Output
 from .session import SandboxSession
 
-__all__ = ["CellError", "CellResult", "CellStatus", "Output", "SandboxManager", "SandboxSession",
-           "open_sandbox"]
+__all__ = [
+    "CellError",
+    "CellResult",
+    "CellStatus",
+    "Output",
+    "SandboxManager",
+    "SandboxSession",
+    "open_sandbox",
+]

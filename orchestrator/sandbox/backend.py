@@ -21,9 +21,9 @@ class SandboxSpec:
     runtime: Runtime
     limits: SandboxLimits
     context_dir: str  # absolute, resolved host path; mounted read-only
-    socket_dir: str   # absolute host path holding this sandbox's host socket; mounted read-only
+    socket_dir: str  # absolute host path holding this sandbox's host socket; mounted read-only
     token: str
-    owner: str        # see ownership.OwnerId
+    owner: str  # see ownership.OwnerId
     uid: int
 
 

@@ -92,11 +92,13 @@ class DockerBackend:
 
     async def _run(self, fn: Callable[..., T], *args: Any, timeout_s: float | None = None, **kw: Any) -> T:
         try:
-            return await asyncio.wait_for(asyncio.to_thread(partial(fn, *args, **kw)),
-                                          timeout_s or self._call_timeout_s)
+            return await asyncio.wait_for(
+                asyncio.to_thread(partial(fn, *args, **kw)), timeout_s or self._call_timeout_s
+            )
         except TimeoutError as exc:
-            raise EngineUnavailableError(f"the Docker engine did not answer within "
-                                         f"{timeout_s or self._call_timeout_s:.0f} s") from exc
+            raise EngineUnavailableError(
+                f"the Docker engine did not answer within {timeout_s or self._call_timeout_s:.0f} s"
+            ) from exc
 
     async def check(self, image: str, runtime: str) -> None:
         """Fail early, with a clear message, when the engine, the image or the runtime is missing."""
@@ -108,15 +110,15 @@ class DockerBackend:
                 client.images.get(image)
             except docker.errors.ImageNotFound as exc:
                 raise EngineUnavailableError(
-                    f"sandbox image {image!r} is not built: run `make setup`") from exc
+                    f"sandbox image {image!r} is not built: run `make setup`"
+                ) from exc
             except docker.errors.DockerException as exc:
                 raise EngineUnavailableError(_engine_message(exc)) from exc
-            return info  # type: ignore[no-any-return]
+            return dict(info)
 
         info = await self._run(probe)
         if runtime not in (info.get("Runtimes") or {}):
-            raise InvalidInputError(
-                f"runtime {runtime!r} is not registered with dockerd: run `make setup`")
+            raise InvalidInputError(f"runtime {runtime!r} is not registered with dockerd: run `make setup`")
 
     async def start(self, spec: SandboxSpec) -> str:
         def create_and_start() -> str:
@@ -125,7 +127,8 @@ class DockerBackend:
                 container = client.containers.create(**container_kwargs(spec))
             except docker.errors.ImageNotFound as exc:
                 raise EngineUnavailableError(
-                    f"sandbox image {spec.image!r} is not built: run `make setup`") from exc
+                    f"sandbox image {spec.image!r} is not built: run `make setup`"
+                ) from exc
             except docker.errors.DockerException as exc:
                 raise SandboxStartError(f"could not create the sandbox: {_short(exc)}") from exc
             try:
@@ -164,8 +167,11 @@ class DockerBackend:
                 state = api.inspect_container(container_id)["State"]
             except docker.errors.NotFound:
                 return ContainerExit(running=False, exit_code=None, oom_killed=False)
-            return ContainerExit(running=bool(state.get("Running")), exit_code=state.get("ExitCode"),
-                                 oom_killed=bool(state.get("OOMKilled")))
+            return ContainerExit(
+                running=bool(state.get("Running")),
+                exit_code=state.get("ExitCode"),
+                oom_killed=bool(state.get("OOMKilled")),
+            )
 
         return await self._run(wait, timeout_s=timeout_s + self._call_timeout_s)
 

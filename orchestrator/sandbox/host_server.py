@@ -16,7 +16,6 @@ from typing import Any
 
 import grpc
 from grpc import aio
-
 from rlm_proto.v1 import sandbox_pb2 as pb
 from rlm_proto.v1 import sandbox_pb2_grpc as pb_grpc
 
@@ -53,7 +52,7 @@ class _Servicer(pb_grpc.SandboxHostServicer):
     def __init__(self, endpoint: HostEndpoint) -> None:
         self._endpoint = endpoint
 
-    async def Session(  # noqa: N802 - the RPC's name
+    async def Session(
         self, request_iterator: AsyncIterator[pb.SandboxMessage], context: aio.ServicerContext
     ) -> AsyncIterator[pb.HostMessage]:
         endpoint = self._endpoint
@@ -82,7 +81,7 @@ class _Servicer(pb_grpc.SandboxHostServicer):
 
     LlmQuery = LlmQueryBatched = ListFiles = SearchFiles = FileInfo = Stats = Grep = _not_available
 
-    async def ReadFile(self, request: Any, context: aio.ServicerContext) -> AsyncIterator[pb.FileChunk]:  # noqa: N802
+    async def ReadFile(self, request: Any, context: aio.ServicerContext) -> AsyncIterator[pb.FileChunk]:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not available in this session")
         yield pb.FileChunk()  # pragma: no cover - abort raises
 
@@ -108,9 +107,11 @@ class HostEndpoint:
         self._hello = loop.create_future()
         self._server = aio.server(
             interceptors=[_TokenInterceptor(self._token)],
-            options=[("grpc.max_receive_message_length", self._max_receive),
-                     ("grpc.max_send_message_length", 64 * 1024**2),
-                     ("grpc.so_reuseport", 0)],
+            options=[
+                ("grpc.max_receive_message_length", self._max_receive),
+                ("grpc.max_send_message_length", 64 * 1024**2),
+                ("grpc.so_reuseport", 0),
+            ],
             maximum_concurrent_rpcs=64,
         )
         pb_grpc.add_SandboxHostServicer_to_server(_Servicer(self), self._server)
@@ -120,9 +121,10 @@ class HostEndpoint:
 
     async def wait_hello(self) -> pb.Hello:
         assert self._hello is not None, "start() first"
-        closed = asyncio.create_task(self._closed.wait())
+        closed = asyncio.ensure_future(self._closed.wait())
+        waiting: list[asyncio.Future[Any]] = [self._hello, closed]
         try:
-            await asyncio.wait({self._hello, closed}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
             closed.cancel()
         if not self._hello.done():
@@ -162,8 +164,11 @@ class HostEndpoint:
             raise SessionClosed("the sandbox's session has ended")
         waiter: asyncio.Future[pb.CellResult] = asyncio.get_running_loop().create_future()
         self._pending[cell_id] = waiter
-        await self.outbox.put(pb.HostMessage(execute=pb.ExecuteCell(
-            cell_id=cell_id, code=code, max_output_bytes=max_output_bytes)))
+        await self.outbox.put(
+            pb.HostMessage(
+                execute=pb.ExecuteCell(cell_id=cell_id, code=code, max_output_bytes=max_output_bytes)
+            )
+        )
         return await waiter
 
     async def stop(self, grace_s: float = 0.2) -> None:

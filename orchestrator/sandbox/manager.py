@@ -62,8 +62,13 @@ class SandboxManager:
         return len(doomed)
 
     @asynccontextmanager
-    async def open(self, context_dir: str | os.PathLike[str], *, runtime: Runtime | str | None = None,
-                   limits: SandboxLimits | None = None) -> AsyncIterator[SandboxSession]:
+    async def open(
+        self,
+        context_dir: str | os.PathLike[str],
+        *,
+        runtime: Runtime | str | None = None,
+        limits: SandboxLimits | None = None,
+    ) -> AsyncIterator[SandboxSession]:
         """Start a sandbox over `context_dir` (mounted read-only at /context) and destroy it on exit."""
         session = await self.start_session(context_dir, runtime=runtime, limits=limits)
         try:
@@ -71,14 +76,20 @@ class SandboxManager:
         finally:
             await self.close_session(session)
 
-    async def start_session(self, context_dir: str | os.PathLike[str], *,
-                            runtime: Runtime | str | None = None,
-                            limits: SandboxLimits | None = None) -> SandboxSession:
+    async def start_session(
+        self,
+        context_dir: str | os.PathLike[str],
+        *,
+        runtime: Runtime | str | None = None,
+        limits: SandboxLimits | None = None,
+    ) -> SandboxSession:
         rt = Runtime.parse(runtime) if isinstance(runtime, str) else runtime or self.config.runtime
         limits = limits or self.config.limits
         if rt is Runtime.RUNSC and limits.pids < RUNSC_MIN_PIDS:
-            raise InvalidInputError(f"runsc needs a pids limit of at least {RUNSC_MIN_PIDS} "
-                                    f"(got {limits.pids}): gVisor's own threads count against it")
+            raise InvalidInputError(
+                f"runsc needs a pids limit of at least {RUNSC_MIN_PIDS} "
+                f"(got {limits.pids}): gVisor's own threads count against it"
+            )
         context = _context_dir(context_dir)
         if rt.value not in self._checked:
             await self._backend.check(self.config.image, rt.value)
@@ -86,9 +97,15 @@ class SandboxManager:
         socket_dir = tempfile.mkdtemp(prefix="rlm-sbx-", dir=self.config.socket_root)
         os.chmod(socket_dir, 0o711)  # the sandbox user may reach the socket, not list the directory
         spec = SandboxSpec(
-            sandbox_id=secrets.token_hex(6), image=self.config.image, runtime=rt, limits=limits,
-            context_dir=context, socket_dir=socket_dir, token=secrets.token_urlsafe(32),
-            owner=str(self._owner), uid=self.config.sandbox_uid,
+            sandbox_id=secrets.token_hex(6),
+            image=self.config.image,
+            runtime=rt,
+            limits=limits,
+            context_dir=context,
+            socket_dir=socket_dir,
+            token=secrets.token_urlsafe(32),
+            owner=str(self._owner),
+            uid=self.config.sandbox_uid,
         )
         endpoint = HostEndpoint(os.path.join(socket_dir, SOCKET_NAME), spec.token, limits.max_output_bytes)
         container_id: str | None = None
@@ -111,10 +128,11 @@ class SandboxManager:
             async with asyncio.timeout(timeout_s):
                 await endpoint.wait_hello()
         except (TimeoutError, SessionClosed) as exc:
-            why = "did not connect within %g s" % timeout_s if isinstance(exc, TimeoutError) else str(exc)
+            why = f"did not connect within {timeout_s:g} s" if isinstance(exc, TimeoutError) else str(exc)
             tail = (await self._backend.logs_tail(container_id)).strip()
-            raise SandboxStartError(f"the sandbox runtime {why}" + (f"; its log: {tail}" if tail else "")) \
-                from exc
+            raise SandboxStartError(
+                f"the sandbox runtime {why}" + (f"; its log: {tail}" if tail else "")
+            ) from exc
 
     async def close_session(self, session: SandboxSession) -> None:
         self._sessions.discard(session)
@@ -138,10 +156,16 @@ def _context_dir(path: str | os.PathLike[str]) -> str:
 
 
 @asynccontextmanager
-async def open_sandbox(context_dir: str | os.PathLike[str], *, runtime: Runtime | str | None = None,
-                       limits: SandboxLimits | None = None,
-                       config: SandboxConfig | None = None) -> AsyncIterator[SandboxSession]:
+async def open_sandbox(
+    context_dir: str | os.PathLike[str],
+    *,
+    runtime: Runtime | str | None = None,
+    limits: SandboxLimits | None = None,
+    config: SandboxConfig | None = None,
+) -> AsyncIterator[SandboxSession]:
     """One sandbox with a manager of its own: `async with open_sandbox(dir) as s: await s.run(code)`."""
-    async with SandboxManager(config) as manager, manager.open(context_dir, runtime=runtime,
-                                                               limits=limits) as session:
+    async with (
+        SandboxManager(config) as manager,
+        manager.open(context_dir, runtime=runtime, limits=limits) as session,
+    ):
         yield session

@@ -2,8 +2,9 @@
 
 An owner is one SandboxManager in one orchestrator process, named `host/pid/starttime/instance`. The
 start time (from /proc) keeps a reused pid from passing for the dead owner; the instance tells two
-managers of one process apart, so one never reaps the other's live sandboxes. A container whose owner is on this host and not alive is an
-orphan; containers of other hosts sharing the engine are never touched.
+managers of one process apart, so one never reaps the other's live sandboxes. A container whose owner
+is on this host and not alive is an orphan; containers of other hosts sharing the engine are never
+touched.
 """
 
 from __future__ import annotations

@@ -26,8 +26,9 @@ class SessionState(enum.Enum):
 class SandboxSession:
     """A running sandbox. Made by SandboxManager.open(); not constructed directly."""
 
-    def __init__(self, spec: SandboxSpec, container_id: str, endpoint: HostEndpoint,
-                 backend: SandboxBackend) -> None:
+    def __init__(
+        self, spec: SandboxSpec, container_id: str, endpoint: HostEndpoint, backend: SandboxBackend
+    ) -> None:
         self.spec = spec
         self.container_id = container_id
         self._endpoint = endpoint
@@ -41,14 +42,18 @@ class SandboxSession:
     def sandbox_id(self) -> str:
         return self.spec.sandbox_id
 
-    async def run(self, code: str, *, timeout_s: float | None = None,
-                  max_output_bytes: int | None = None) -> CellResult:
+    async def run(
+        self, code: str, *, timeout_s: float | None = None, max_output_bytes: int | None = None
+    ) -> CellResult:
         """Run one cell. Never raises for what the code does; raises if the session is closed."""
         _check_code(code)
         limits = self.spec.limits
         timeout = limits.cell_timeout_s if timeout_s is None else timeout_s
-        cap = limits.max_output_bytes if max_output_bytes is None else min(max_output_bytes,
-                                                                           limits.max_output_bytes)
+        cap = (
+            limits.max_output_bytes
+            if max_output_bytes is None
+            else min(max_output_bytes, limits.max_output_bytes)
+        )
         if timeout <= 0:
             raise InvalidInputError(f"timeout must be positive, got {timeout}")
         async with self._lock:
@@ -61,9 +66,13 @@ class SandboxSession:
                     reply = await self._endpoint.execute(self._cell_id, code, cap)
             except TimeoutError:
                 await self._end(f"the cell ran past its {timeout:g} s limit")
-                return CellResult(CellStatus.TIMEOUT, duration_s=time.perf_counter() - started,
-                                  error=CellError("Timeout", f"the cell ran past its {timeout:g} s limit; "
-                                                  "the sandbox was killed"))
+                return CellResult(
+                    CellStatus.TIMEOUT,
+                    duration_s=time.perf_counter() - started,
+                    error=CellError(
+                        "Timeout", f"the cell ran past its {timeout:g} s limit; the sandbox was killed"
+                    ),
+                )
             except SessionClosed:
                 return await self._died(time.perf_counter() - started)
             return _from_proto(reply, cap)

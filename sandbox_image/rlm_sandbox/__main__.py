@@ -14,7 +14,6 @@ import sys
 from collections.abc import Iterator
 
 import grpc
-
 from rlm_proto.v1 import sandbox_pb2 as pb
 from rlm_proto.v1.sandbox_pb2_grpc import SandboxHostStub
 
@@ -28,25 +27,36 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 def _result_message(cell_id: int, outcome: CellOutcome) -> pb.SandboxMessage:
     result = pb.CellResult(
         cell_id=cell_id,
-        stdout=pb.CapturedOutput(text=outcome.stdout.text(), total_bytes=outcome.stdout.total_bytes,
-                                 truncated=outcome.stdout.truncated),
-        stderr=pb.CapturedOutput(text=outcome.stderr.text(), total_bytes=outcome.stderr.total_bytes,
-                                 truncated=outcome.stderr.truncated),
+        stdout=pb.CapturedOutput(
+            text=outcome.stdout.text(),
+            total_bytes=outcome.stdout.total_bytes,
+            truncated=outcome.stdout.truncated,
+        ),
+        stderr=pb.CapturedOutput(
+            text=outcome.stderr.text(),
+            total_bytes=outcome.stderr.total_bytes,
+            truncated=outcome.stderr.truncated,
+        ),
         has_final=outcome.final is not None,
         final=outcome.final or "",
         duration_s=outcome.duration_s,
     )
     if outcome.error is not None:
-        result.error.CopyFrom(pb.CellError(type=outcome.error.type, message=outcome.error.message,
-                                           traceback=outcome.error.traceback))
+        result.error.CopyFrom(
+            pb.CellError(
+                type=outcome.error.type, message=outcome.error.message, traceback=outcome.error.traceback
+            )
+        )
     return pb.SandboxMessage(result=result)
 
 
 def main() -> int:
     socket_path = os.environ.pop("RLM_SOCKET", "/rlm/host.sock")
     token = os.environ.pop("RLM_TOKEN", "")
-    options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-               ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ]
     channel = grpc.insecure_channel(f"unix:{socket_path}", options=options)
     stub = SandboxHostStub(channel)
     metadata = (("x-rlm-token", token),)
@@ -57,8 +67,13 @@ def main() -> int:
             yield message
 
     repl = Repl(HostAPI(stub, metadata).bindings())
-    outbox.put(pb.SandboxMessage(hello=pb.Hello(
-        runtime_version=__version__, python_version=platform.python_version(), pid=os.getpid())))
+    outbox.put(
+        pb.SandboxMessage(
+            hello=pb.Hello(
+                runtime_version=__version__, python_version=platform.python_version(), pid=os.getpid()
+            )
+        )
+    )
     try:
         for command in stub.Session(outgoing(), metadata=metadata, wait_for_ready=True):
             if command.HasField("execute"):

@@ -1,10 +1,10 @@
 """Errors raised inside the user's code by the sandbox API.
 
-    SandboxAPIError
-     +-- NotAvailableError       the host does not serve this function in this session
-     +-- ContextPathError        a path that is not a readable file inside the context root (also ValueError)
-     +-- LimitExceededError      a per-run limit (bytes read, sub-calls, tokens) was reached
-     +-- HostCallError           any other failure of a callback, with the host's message
+SandboxAPIError
+ +-- NotAvailableError       the host does not serve this function in this session
+ +-- ContextPathError        a path that is not a readable file inside the context root (also ValueError)
+ +-- LimitExceededError      a per-run limit (bytes read, sub-calls, tokens) was reached
+ +-- HostCallError           any other failure of a callback, with the host's message
 """
 
 from __future__ import annotations

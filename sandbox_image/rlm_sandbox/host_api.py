@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
-
 from rlm_proto.v1 import sandbox_pb2 as pb
 from rlm_proto.v1.sandbox_pb2_grpc import SandboxHostStub
 
@@ -96,14 +95,25 @@ class HostAPI:
         snake = {
             name: getattr(self, name)
             for name in (
-                "llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched", "read_file",
-                "list_files", "search_files", "get_file_info", "get_stats", "get_files_in_directory",
+                "llm_query",
+                "llm_query_batched",
+                "rlm_query",
+                "rlm_query_batched",
+                "read_file",
+                "list_files",
+                "search_files",
+                "get_file_info",
+                "get_stats",
+                "get_files_in_directory",
                 "grep",
             )
         }
         camel = {
-            "readFile": self.read_file, "listFiles": self.list_files, "searchFiles": self.search_files,
-            "getFileInfo": self.get_file_info, "getStats": self.get_stats,
+            "readFile": self.read_file,
+            "listFiles": self.list_files,
+            "searchFiles": self.search_files,
+            "getFileInfo": self.get_file_info,
+            "getStats": self.get_stats,
             "getFilesInDirectory": self.get_files_in_directory,
         }
         return {**snake, **camel}
@@ -126,8 +136,11 @@ def _translate(name: str, exc: grpc.RpcError) -> Exception:
     details = (exc.details() if isinstance(exc, grpc.Call) else None) or str(exc)
     if code == grpc.StatusCode.UNIMPLEMENTED:
         return NotAvailableError(f"{name}() is not available in this session")
-    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
-                grpc.StatusCode.PERMISSION_DENIED) and name in _PATH_CALLS:
+    if (
+        code
+        in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED)
+        and name in _PATH_CALLS
+    ):
         return ContextPathError(details)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         return LimitExceededError(f"{name}(): {details}")

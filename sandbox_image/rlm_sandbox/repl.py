@@ -77,7 +77,9 @@ class Repl:
         shown = {
             name: type(value).__name__
             for name, value in self.namespace.items()
-            if not name.startswith("_") and name not in self._reserved and name != "answer"
+            if not name.startswith("_")
+            and name not in self._reserved
+            and name != "answer"
             and not _is_module(value)
         }
         if shown:
@@ -134,7 +136,9 @@ def _compile_cell(code: str, filename: str) -> tuple[CodeType, CodeType | None]:
     tree = ast.parse(code, filename, "exec")
     last: CodeType | None = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
-        expr = ast.Expression(tree.body.pop().value)
+        trailing = tree.body.pop()
+        assert isinstance(trailing, ast.Expr)
+        expr = ast.Expression(trailing.value)
         last = compile(expr, filename, "eval")
     return compile(tree, filename, "exec"), last
 

@@ -1,0 +1,113 @@
+"""`rlm exec` as a person runs it: a real process, real exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import docker
+import pytest
+
+RLM = [sys.executable, "-m", "orchestrator.cli"]
+
+
+def _rlm(
+    *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [*RLM, *args], input=stdin, capture_output=True, timeout=120, env={**os.environ, **(env or {})}
+    )
+    return subprocess.CompletedProcess(
+        result.args, result.returncode, result.stdout.decode(), result.stderr.decode()
+    )
+
+
+def _one_line_error(result: subprocess.CompletedProcess[str], code: int, needle: str) -> None:
+    assert result.returncode == code, result
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rlm: ") and needle in lines[0], lines
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "needle"),
+    [
+        (["--context", "/no/such/dir", "--code", "1"], None, "does not exist"),
+        (["--context", ".", "--runtime", "kata", "--code", "1"], None, "unknown runtime"),
+        (["--context", ".", "--memory", "lots", "--code", "1"], None, "not a size"),
+        (["--context", "."], b"x = '\xff'", "not valid UTF-8"),
+        (["--context", "."], b"x = 1\x00", "NUL byte"),
+        (["--context", ".", "--file", "/no/such/file.py"], None, "cannot read"),
+        (["--context", ".", "--bogus"], None, "unrecognized arguments"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], stdin: bytes | None, needle: str) -> None:
+    """Bad input never shows a traceback: one `rlm:` line on stderr and exit status 2."""
+    _one_line_error(_rlm("exec", *args, stdin=stdin), 2, needle)
+
+
+def test_bad_input_with_json_is_status_invalid(tmp_path: Path) -> None:
+    """With --json, refused input still prints one object, with status `invalid`."""
+    result = _rlm("exec", "--context", str(tmp_path), "--json", stdin=b"\x00")
+    assert result.returncode == 2
+    assert json.loads(result.stdout)["status"] == "invalid"
+
+
+def test_engine_down_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    """With no Docker engine at the configured address, the error says so in one line."""
+    result = _rlm(
+        "exec",
+        "--context",
+        str(tmp_path),
+        "--code",
+        "1",
+        env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"},
+    )
+    _one_line_error(result, 3, "Docker engine is not reachable")
+
+
+@pytest.mark.docker
+def test_exec_json_reports_every_field(docker_client: docker.DockerClient, context_dir: Path) -> None:
+    """--json prints one object with status, output, error, final and duration; exit 0 when ok."""
+    result = _rlm(
+        "exec",
+        "--context",
+        str(context_dir),
+        "--json",
+        stdin=b"print(open('/context/hello.txt').read().strip())\nFINAL('done')",
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["status"] == "ok" and seen["stdout"] == "hello from the context\n"
+    assert seen["final"] == "done" and seen["error"] is None and seen["duration_s"] >= 0
+    assert {"stderr", "stdout_truncated"} <= seen.keys()
+
+
+@pytest.mark.docker
+def test_exec_timeout_exits_1(docker_client: docker.DockerClient, context_dir: Path) -> None:
+    """A cell past --timeout reports `timeout` and exits 1."""
+    result = _rlm(
+        "exec", "--context", str(context_dir), "--timeout", "1", "--json", "--code", "while True: pass"
+    )
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["status"] == "timeout"
+
+
+@pytest.mark.docker
+def test_exec_plain_output_is_terminal_safe(docker_client: docker.DockerClient, context_dir: Path) -> None:
+    """Without --json the cell's output is printed with escape sequences neutralised."""
+    result = _rlm(
+        "exec",
+        "--context",
+        str(context_dir),
+        "--runtime",
+        "runsc",
+        "--code",
+        "print('red\\x1b[31m'); raise KeyError('k')",
+    )
+    assert result.returncode == 1
+    assert result.stdout == "red\\x1b[31m\n"
+    assert "KeyError: 'k'" in result.stderr
