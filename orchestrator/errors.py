@@ -2,6 +2,7 @@
 
     RLMError                       .code: a gRPC status name, .message: one line for a person
      +-- InvalidInputError         bad input from a caller (a size, a runtime, code that is not UTF-8)
+     |    +-- ContextPathError     a path outside the context root, or not a regular readable file
      +-- EngineUnavailableError    the Docker engine cannot be reached, or the image is missing
      +-- SandboxError              a sandbox could not be started or used
           +-- SandboxStartError    it did not start, or its runtime never said hello
@@ -26,6 +27,14 @@ class RLMError(Exception):
 
 class InvalidInputError(RLMError):
     code = "INVALID_ARGUMENT"
+
+
+class ContextPathError(InvalidInputError):
+    """One error shape for every refused path; `.path` names it, as the caller gave it."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(f"{message}: {path!r}")
+        self.path = path
 
 
 class EngineUnavailableError(RLMError):
