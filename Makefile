@@ -14,7 +14,9 @@ venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
-	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v 'is ignored' || true
+	@mkdir -p .build
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]' >.build/pip.log 2>&1 \
+	  || { cat .build/pip.log; echo "pip install failed (log above)"; exit 1; }
 	@$(PY) -c 'import orchestrator, grpc_tools, pytest' 
 	@touch $@
 

@@ -16,11 +16,19 @@ if [ -z "${BASE_IMAGE:-}" ]; then
   bash "$here/build_base.sh"
   BASE_IMAGE=${RLM_OFFLINE_BASE:-rlm-sandbox-base:bookworm}
 fi
-base_id=$(docker image inspect "$BASE_IMAGE" --format '{{.Id}}' 2>/dev/null) || {
-  log "error: base image $BASE_IMAGE is not present locally" >&2; exit 1; }
+if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+  log "pulling $BASE_IMAGE"
+  docker pull --quiet "$BASE_IMAGE" >/dev/null || {
+    log "error: base image $BASE_IMAGE is not here and cannot be pulled; unset BASE_IMAGE to build one offline" >&2
+    exit 1; }
+fi
+base_id=$(docker image inspect "$BASE_IMAGE" --format '{{.Id}}')
 
-inputs=$( { echo "$base_id"; cat "$repo/Dockerfile.sandbox" "$here/requirements.txt" "$0";
-            find "$here/rlm_sandbox" "$repo/proto/rlm_proto" -name '*.py' -print0 | sort -z | xargs -0 cat; } \
+# Names and contents (relative paths, so every checkout of the same sources gets the same hash).
+inputs=$( { echo "$base_id";
+            cd "$repo" && find Dockerfile.sandbox sandbox_image/requirements.txt sandbox_image/build.sh \
+                sandbox_image/rlm_sandbox proto/rlm_proto -type f \( -name '*.py' -o -name '*.txt' \
+                -o -name '*.sh' -o -name 'Dockerfile.sandbox' \) -print0 | sort -z | xargs -0 sha256sum; } \
           | sha256sum | cut -c1-32)
 current=$(docker image inspect "$IMAGE" --format '{{index .Config.Labels "rlm.inputs"}}' 2>/dev/null || true)
 if [ "$current" = "$inputs" ]; then
@@ -29,7 +37,7 @@ if [ "$current" = "$inputs" ]; then
 fi
 
 stage="$repo/.build/image"
-rm -rf "$stage" && mkdir -p "$stage/lib"
+rm -rf "$stage" && mkdir -p "$stage/lib" "$repo/.build"
 pyver=$(docker run --rm --network none "$BASE_IMAGE" python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 arch=$(uname -m)
 log "installing wheels for CPython $pyver on $arch into the build context"
@@ -37,10 +45,13 @@ log "installing wheels for CPython $pyver on $arch into the build context"
 $PIP install --quiet --disable-pip-version-check --no-compile --target "$stage/lib" \
   --only-binary=:all: --implementation cp --python-version "$pyver" \
   --platform "manylinux_2_28_$arch" --platform "manylinux_2_17_$arch" --platform "manylinux2014_$arch" \
-  -r "$here/requirements.txt"
+  -r "$here/requirements.txt" >"$repo/.build/pip-image.log" 2>&1 \
+  || { cat "$repo/.build/pip-image.log" >&2; log "error: could not install the image's wheels" >&2; exit 1; }
 cp -r "$here/rlm_sandbox" "$repo/proto/rlm_proto" "$stage/lib/"
 find "$stage/lib" -name '__pycache__' -prune -exec rm -rf {} +
 cp "$repo/Dockerfile.sandbox" "$stage/Dockerfile"
 log "docker build $IMAGE from $BASE_IMAGE"
-docker build --quiet --build-arg "BASE_IMAGE=$BASE_IMAGE" --label "rlm.inputs=$inputs" -t "$IMAGE" "$stage" >/dev/null
+docker build --quiet --build-arg "BASE_IMAGE=$BASE_IMAGE" --label "rlm.inputs=$inputs" -t "$IMAGE" "$stage" \
+  >"$repo/.build/docker-build.log" 2>&1 \
+  || { cat "$repo/.build/docker-build.log" >&2; log "error: docker build failed" >&2; exit 1; }
 log "built $IMAGE ($(docker image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}'))"

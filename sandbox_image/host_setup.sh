@@ -9,12 +9,14 @@ DAEMON_JSON=/etc/docker/daemon.json
 DOCKERD_LOG=${DOCKERD_LOG:-/var/log/rlm-dockerd.log}
 
 if [ "$(id -u)" -ne 0 ]; then
-  if docker info >/dev/null 2>&1; then
-    log "not root, but a Docker engine answers: using it as it is"
-    exit 0
-  fi
-  log "error: not root and no Docker engine answers; run 'sudo make setup' once" >&2
-  exit 1
+  docker info >/dev/null 2>&1 || { log "error: not root and no Docker engine answers; run 'sudo make setup' once" >&2; exit 1; }
+  docker info --format '{{json .Runtimes}}' | grep -q '"runsc"' \
+    || { log "error: dockerd has no runsc runtime; run 'sudo make setup' once" >&2; exit 1; }
+  docker image inspect "${RLM_OFFLINE_BASE:-rlm-sandbox-base:bookworm}" >/dev/null 2>&1 || [ -n "${BASE_IMAGE:-}" ] \
+    || command -v debootstrap >/dev/null 2>&1 \
+    || { log "error: no base image and no debootstrap; run 'sudo make setup' once or set BASE_IMAGE" >&2; exit 1; }
+  log "not root, but a Docker engine with runsc answers: using it as it is"
+  exit 0
 fi
 
 missing=()
@@ -28,36 +30,34 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Register runsc. --host-uds=open lets the sandbox connect to the host socket we mount; it must never be
-# 'create' or 'all' (a sandbox could then create sockets on the host).
-want_runtimes='{"runsc": {"path": "'"$(command -v runsc)"'", "runtimeArgs": ["--network=none", "--host-uds=open"]}}'
+# Register runsc, leaving any other runtime the operator registered alone. --host-uds=open lets the
+# sandbox connect to the host socket we mount; it must never be 'create' or 'all' (a sandbox could then
+# create sockets on the host).
 mkdir -p /etc/docker
 reload=0
-if [ -f "$DAEMON_JSON" ]; then
-  current=$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])).get("runtimes", {}), sort_keys=True))' "$DAEMON_JSON")
-else
-  current='{}'
-fi
-wanted=$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1]), sort_keys=True))' "$want_runtimes")
-if [ "$current" != "$wanted" ]; then
-  log "registering runsc in $DAEMON_JSON"
-  python3 - "$DAEMON_JSON" "$want_runtimes" <<'PY'
+if ! python3 - "$DAEMON_JSON" "$(command -v runsc)" <<'PY'
 import json, os, sys
-path, runtimes = sys.argv[1], json.loads(sys.argv[2])
+path, runsc = sys.argv[1], sys.argv[2]
+want = {"path": runsc, "runtimeArgs": ["--network=none", "--host-uds=open"]}
 config = json.load(open(path)) if os.path.exists(path) else {}
-config["runtimes"] = runtimes
+if config.get("runtimes", {}).get("runsc") == want:
+    sys.exit(0)
+config.setdefault("runtimes", {})["runsc"] = want
 tmp = path + ".tmp"
 with open(tmp, "w") as fh:
     json.dump(config, fh, indent=2)
 os.replace(tmp, path)
+sys.exit(1)
 PY
+then
+  log "registered runsc in $DAEMON_JSON"
   reload=1
 fi
 
 if docker info >/dev/null 2>&1; then
   if [ "$reload" -eq 1 ]; then
     log "reloading dockerd (SIGHUP)"
-    pkill -HUP -x dockerd
+    pkill -HUP -x dockerd || log "warning: no local dockerd to reload; restart your engine to pick up runsc"
   fi
 else
   if ! pgrep -x dockerd >/dev/null; then

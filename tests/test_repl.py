@@ -64,10 +64,41 @@ def test_answer_dict_ends_when_ready() -> None:
 
 
 def test_final_is_per_cell() -> None:
-    """A FINAL from an earlier cell does not leak into the next one."""
+    """A FINAL, or a ready answer dict, from an earlier cell does not leak into the next one."""
     repl = Repl()
     repl.run("FINAL('x')", 1000)
     assert repl.run("pass", 1000).final is None
+    assert repl.run("answer.update(content='y', ready=True)", 1000).final == "y"
+    assert repl.run("pass", 1000).final is None
+
+
+def test_hostile_values_cannot_break_the_runtime() -> None:
+    """A raising __str__, lone surrogates, or a raising exception __str__ come back as text."""
+    repl = Repl()
+    repl.run("class Bad:\n    def __str__(self):\n        raise RuntimeError('no')", 1000)
+    assert repl.run("FINAL(Bad())", 1000).final == "<unprintable Bad: str() raised RuntimeError>"
+    assert repl.run("FINAL('a\\udcff')", 1000).final == "a?"
+    outcome = repl.run(
+        "class E(Exception):\n    def __str__(self):\n        raise ValueError\nraise E()", 1000
+    )
+    assert outcome.error is not None and outcome.error.type == "E"
+    outcome = repl.run("raise ValueError('\\ud800')", 1000)
+    assert outcome.error is not None and outcome.error.message == "?"
+
+
+def test_large_final_and_traceback_are_capped_and_flagged() -> None:
+    """The final answer and the traceback obey the output cap; a cut final answer says so."""
+    outcome = Repl().run("FINAL('x' * 5000)", 100)
+    assert outcome.final == "x" * 100 and outcome.final_truncated
+    outcome = Repl().run("raise ValueError('y' * 50000)", 100)
+    assert outcome.error is not None
+    assert len(outcome.error.traceback.encode()) <= 100 and len(outcome.error.message) == 8192
+
+
+def test_cells_do_not_inherit_the_runtimes_future_imports() -> None:
+    """Annotations in user code are evaluated, not strings, whatever the runtime's own flags."""
+    text = Repl().run("def f(x: int): pass\nprint(f.__annotations__)", 1000).stdout.text()
+    assert text == "{'x': <class 'int'>}\n"
 
 
 def test_reserved_names_are_restored() -> None:

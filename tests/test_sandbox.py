@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -17,7 +18,7 @@ from rlm_proto.v1 import sandbox_pb2 as pb
 from rlm_proto.v1.sandbox_pb2_grpc import SandboxHostStub
 
 from orchestrator import CellStatus, SandboxLimits
-from orchestrator.errors import InvalidInputError
+from orchestrator.errors import InvalidInputError, SandboxClosedError
 from orchestrator.sandbox import SandboxManager, SandboxSession
 from orchestrator.sandbox.backend import LABEL_MANAGED, LABEL_OWNER
 
@@ -285,3 +286,30 @@ async def test_runsc_refuses_a_pids_limit_too_small_for_gvisor(
     with pytest.raises(InvalidInputError, match="at least 96"):
         async with manager.open(context_dir, runtime="runsc", limits=SandboxLimits(pids=64)):
             pass
+
+
+async def test_cancelled_cell_ends_the_session(
+    session: SandboxSession, docker_client: docker.DockerClient
+) -> None:
+    """A caller that gives up on a cell ends the sandbox: no later cell queues behind the abandoned one."""
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(session.run("import time\ntime.sleep(60)"), 1.0)
+    assert _gone(docker_client, session.container_id)
+    with pytest.raises(SandboxClosedError):
+        await session.run("pass")
+
+
+async def test_large_final_answer_is_capped_and_flagged(session: SandboxSession) -> None:
+    """A final answer larger than the output cap arrives cut to the cap, flagged, and the cell is ok."""
+    result = await session.run("FINAL('z' * 3_000_000)", max_output_bytes=100_000)
+    assert result.ok, result.error
+    assert result.final == "z" * 100_000 and result.final_truncated
+    assert (await session.run("print('alive')")).stdout.text == "alive\n"
+
+
+async def test_per_call_limits_are_checked(session: SandboxSession) -> None:
+    """A NaN or negative timeout and a negative output cap are refused before anything runs."""
+    for kwargs in ({"timeout_s": float("nan")}, {"timeout_s": -1.0}, {"max_output_bytes": -5}):
+        with pytest.raises(InvalidInputError):
+            await session.run("pass", **kwargs)  # type: ignore[arg-type]
+    assert (await session.run("print('ok')")).stdout.text == "ok\n"

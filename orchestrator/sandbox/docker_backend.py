@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
 import docker
 import docker.errors
+import requests.exceptions
 from docker.types import LogConfig, Mount, Ulimit
 
 from ..errors import EngineUnavailableError, InvalidInputError, SandboxStartError
@@ -78,6 +80,8 @@ class DockerBackend:
         self._base_url = base_url
         self._call_timeout_s = call_timeout_s
         self._client: docker.DockerClient | None = None  # made on first use: no I/O in __init__
+        # `wait` calls block for as long as a container lives: their own threads, off the shared pool.
+        self._waits: ThreadPoolExecutor | None = None
 
     def _docker(self) -> docker.DockerClient:
         if self._client is None:
@@ -90,11 +94,23 @@ class DockerBackend:
                 raise EngineUnavailableError(_engine_message(exc)) from exc
         return self._client
 
-    async def _run(self, fn: Callable[..., T], *args: Any, timeout_s: float | None = None, **kw: Any) -> T:
+    async def _run(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        timeout_s: float | None = None,
+        executor: ThreadPoolExecutor | None = None,
+        **kw: Any,
+    ) -> T:
+        """Run a blocking SDK call in a thread under a deadline; engine failures leave as our errors."""
+        loop = asyncio.get_running_loop()
         try:
             return await asyncio.wait_for(
-                asyncio.to_thread(partial(fn, *args, **kw)), timeout_s or self._call_timeout_s
+                loop.run_in_executor(executor, partial(fn, *args, **kw)), timeout_s or self._call_timeout_s
             )
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            # What the call did not translate itself: the engine went away or answered nonsense.
+            raise EngineUnavailableError(_engine_message(exc)) from exc
         except TimeoutError as exc:
             raise EngineUnavailableError(
                 f"the Docker engine did not answer within {timeout_s or self._call_timeout_s:.0f} s"
@@ -161,8 +177,10 @@ class DockerBackend:
                 api.wait(container_id, timeout=timeout_s)
             except docker.errors.NotFound:
                 return ContainerExit(running=False, exit_code=None, oom_killed=False)
-            except Exception:  # requests' ReadTimeout: still running
-                pass
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
+                if "timed out" not in str(exc).lower():
+                    raise
+                # still running when the wait ran out: read its state below
             try:
                 state = api.inspect_container(container_id)["State"]
             except docker.errors.NotFound:
@@ -173,7 +191,9 @@ class DockerBackend:
                 oom_killed=bool(state.get("OOMKilled")),
             )
 
-        return await self._run(wait, timeout_s=timeout_s + self._call_timeout_s)
+        if self._waits is None:
+            self._waits = ThreadPoolExecutor(max_workers=32, thread_name_prefix="docker-wait")
+        return await self._run(wait, timeout_s=timeout_s + self._call_timeout_s, executor=self._waits)
 
     async def logs_tail(self, container_id: str, lines: int = 20) -> str:
         def tail() -> str:
@@ -209,6 +229,9 @@ class DockerBackend:
         return await self._run(listing)
 
     async def aclose(self) -> None:
+        if self._waits is not None:
+            self._waits.shutdown(wait=False, cancel_futures=True)
+            self._waits = None
         if self._client is not None:
             client, self._client = self._client, None
             await asyncio.to_thread(client.close)

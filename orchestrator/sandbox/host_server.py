@@ -60,6 +60,7 @@ class _Servicer(pb_grpc.SandboxHostServicer):
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, "this sandbox already has a session")
         endpoint.attached = True
         reader = asyncio.create_task(endpoint.consume(request_iterator))
+        getter: asyncio.Task[pb.HostMessage | None] | None = None
         try:
             while True:
                 getter = asyncio.create_task(endpoint.outbox.get())
@@ -72,6 +73,8 @@ class _Servicer(pb_grpc.SandboxHostServicer):
                     break
                 yield message
         finally:
+            if getter is not None:
+                getter.cancel()
             reader.cancel()
             endpoint.mark_closed()
 
@@ -93,8 +96,9 @@ class HostEndpoint:
         self.socket_path = socket_path
         self._token = token
         self._max_output_bytes = max_output_bytes
-        # A result holds two capped outputs and a traceback; anything larger is not from our runtime.
-        self._max_receive = 2 * max_output_bytes + 4 * 1024**2
+        # A result holds four capped texts (stdout, stderr, final, traceback) and a short message;
+        # anything larger is not from our runtime.
+        self._max_receive = 4 * max_output_bytes + 1024**2
         self.outbox: asyncio.Queue[pb.HostMessage | None] = asyncio.Queue()
         self.attached = False
         self._server: aio.Server | None = None
@@ -164,12 +168,15 @@ class HostEndpoint:
             raise SessionClosed("the sandbox's session has ended")
         waiter: asyncio.Future[pb.CellResult] = asyncio.get_running_loop().create_future()
         self._pending[cell_id] = waiter
-        await self.outbox.put(
-            pb.HostMessage(
-                execute=pb.ExecuteCell(cell_id=cell_id, code=code, max_output_bytes=max_output_bytes)
+        try:
+            await self.outbox.put(
+                pb.HostMessage(
+                    execute=pb.ExecuteCell(cell_id=cell_id, code=code, max_output_bytes=max_output_bytes)
+                )
             )
-        )
-        return await waiter
+            return await waiter
+        finally:
+            self._pending.pop(cell_id, None)
 
     async def stop(self, grace_s: float = 0.2) -> None:
         self.outbox.put_nowait(None)  # ends the stream: the runtime exits by itself

@@ -9,15 +9,16 @@ import secrets
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from ..config import Runtime, SandboxConfig, SandboxLimits
-from ..errors import InvalidInputError, SandboxStartError
-from .backend import LABEL_OWNER, SandboxBackend, SandboxSpec
+from ..errors import InvalidInputError, SandboxClosedError, SandboxStartError
+from .backend import LABEL_OWNER, LABEL_SANDBOX, SandboxBackend, SandboxSpec
 from .docker_backend import SOCKET_NAME, DockerBackend
-from .host_server import HostEndpoint, SessionClosed
+from .host_server import HostEndpoint
 from .ownership import OwnerId, is_orphan
 from .session import SandboxSession
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 # Measured here: under runsc a pids limit of 32 stops the container starting (the Sentry's threads are in
 # the container's cgroup) and 64 stops our runtime connecting (gRPC's threads); 80 works. 96 keeps a margin.
 RUNSC_MIN_PIDS = 96
+SOCKET_DIR_PREFIX = "rlm-sbx-"
 
 
 class SandboxManager:
@@ -36,7 +38,9 @@ class SandboxManager:
         self._backend: SandboxBackend = backend or DockerBackend()
         self._owner = OwnerId.new()
         self._sessions: set[SandboxSession] = set()
+        self._starting: set[str] = set()  # sandbox ids between "create" and "hello"
         self._checked: set[str] = set()
+        self._closed = False
 
     async def __aenter__(self) -> SandboxManager:
         await self.reap()
@@ -46,19 +50,26 @@ class SandboxManager:
         await self.aclose()
 
     async def reap(self) -> int:
-        """Remove our own leftovers and every orphan (owner gone). Returns how many were removed."""
+        """Remove our own leftovers and every orphan (owner gone). Returns how many were removed.
+
+        Sandboxes this manager has open or is starting are never touched. Socket directories left by a
+        crashed process are removed too, once no container claims them and they are older than any start.
+        """
         host = socket.gethostname()
         mine = str(self._owner)
-        live = {s.container_id for s in self._sessions}
+        keep = {s.sandbox_id for s in self._sessions} | self._starting
+        managed = await self._backend.list_managed()
         doomed = [
-            c.container_id
-            for c in await self._backend.list_managed()
-            if c.container_id not in live
+            c
+            for c in managed
+            if c.labels.get(LABEL_SANDBOX) not in keep
             and (c.labels.get(LABEL_OWNER) == mine or is_orphan(c.labels.get(LABEL_OWNER), host))
         ]
-        await asyncio.gather(*(self._backend.remove(cid) for cid in doomed))
+        await asyncio.gather(*(self._backend.remove(c.container_id) for c in doomed))
         if doomed:
             log.info("reaped %d sandbox container(s) with no live owner", len(doomed))
+        claimed = keep | {c.labels.get(LABEL_SANDBOX, "") for c in managed if c not in doomed}
+        _remove_stale_socket_dirs(self.config.socket_root or tempfile.gettempdir(), claimed)
         return len(doomed)
 
     @asynccontextmanager
@@ -83,6 +94,8 @@ class SandboxManager:
         runtime: Runtime | str | None = None,
         limits: SandboxLimits | None = None,
     ) -> SandboxSession:
+        if self._closed:
+            raise SandboxClosedError("the sandbox manager is closed")
         rt = Runtime.parse(runtime) if isinstance(runtime, str) else runtime or self.config.runtime
         limits = limits or self.config.limits
         if rt is Runtime.RUNSC and limits.pids < RUNSC_MIN_PIDS:
@@ -94,10 +107,11 @@ class SandboxManager:
         if rt.value not in self._checked:
             await self._backend.check(self.config.image, rt.value)
             self._checked.add(rt.value)
-        socket_dir = tempfile.mkdtemp(prefix="rlm-sbx-", dir=self.config.socket_root)
+        sandbox_id = secrets.token_hex(6)
+        socket_dir = tempfile.mkdtemp(prefix=f"{SOCKET_DIR_PREFIX}{sandbox_id}-", dir=self.config.socket_root)
         os.chmod(socket_dir, 0o711)  # the sandbox user may reach the socket, not list the directory
         spec = SandboxSpec(
-            sandbox_id=secrets.token_hex(6),
+            sandbox_id=sandbox_id,
             image=self.config.image,
             runtime=rt,
             limits=limits,
@@ -108,42 +122,99 @@ class SandboxManager:
             uid=self.config.sandbox_uid,
         )
         endpoint = HostEndpoint(os.path.join(socket_dir, SOCKET_NAME), spec.token, limits.max_output_bytes)
-        container_id: str | None = None
+        self._starting.add(sandbox_id)
+        start: asyncio.Future[str] | None = None
         try:
             await endpoint.start(uid=spec.uid)
-            container_id = await self._backend.start(spec)
+            start = asyncio.ensure_future(self._backend.start(spec))
+            container_id = await asyncio.shield(start)
             await self._await_hello(endpoint, container_id, limits.start_timeout_s)
+            session = SandboxSession(spec, container_id, endpoint, self._backend)
         except BaseException:
-            if container_id is not None:
-                await self._backend.remove(container_id)
-            await endpoint.stop()
-            shutil.rmtree(socket_dir, ignore_errors=True)
+            # Shielded: even a cancelled start waits for the create to land, then removes what it made.
+            await asyncio.shield(self._abandon_start(start, endpoint, socket_dir))
             raise
-        session = SandboxSession(spec, container_id, endpoint, self._backend)
+        finally:
+            self._starting.discard(sandbox_id)
+        if self._closed:  # the manager closed while this one was starting
+            await session.aclose()
+            raise SandboxClosedError("the sandbox manager closed while the sandbox was starting")
         self._sessions.add(session)
         return session
 
-    async def _await_hello(self, endpoint: HostEndpoint, container_id: str, timeout_s: float) -> None:
+    async def _abandon_start(
+        self, start: asyncio.Future[str] | None, endpoint: HostEndpoint, socket_dir: str
+    ) -> None:
         try:
-            async with asyncio.timeout(timeout_s):
-                await endpoint.wait_hello()
-        except (TimeoutError, SessionClosed) as exc:
-            why = f"did not connect within {timeout_s:g} s" if isinstance(exc, TimeoutError) else str(exc)
-            tail = (await self._backend.logs_tail(container_id)).strip()
-            raise SandboxStartError(
-                f"the sandbox runtime {why}" + (f"; its log: {tail}" if tail else "")
-            ) from exc
+            if start is not None:
+                await asyncio.wait([start])
+                if not start.cancelled() and start.exception() is None:
+                    await self._backend.remove(start.result())
+        finally:
+            await endpoint.stop()
+            shutil.rmtree(socket_dir, ignore_errors=True)
+
+    async def _await_hello(self, endpoint: HostEndpoint, container_id: str, timeout_s: float) -> None:
+        """Wait for the runtime's hello; a runtime that dies first is reported at once, with its log."""
+        hello = asyncio.ensure_future(endpoint.wait_hello())
+        exited = asyncio.ensure_future(self._backend.wait_exit(container_id, timeout_s))
+        try:
+            done, _ = await asyncio.wait(
+                [hello, exited], timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for task in (hello, exited):
+                task.cancel()
+        if hello in done and hello.exception() is None:
+            return
+        if (
+            exited in done
+            and not exited.cancelled()
+            and exited.exception() is None
+            and not exited.result().running
+        ):
+            why = f"exited before connecting (exit code {exited.result().exit_code})"
+        elif hello in done:
+            why = str(hello.exception())
+        else:
+            why = f"did not connect within {timeout_s:g} s"
+        tail = (await self._backend.logs_tail(container_id)).strip()
+        raise SandboxStartError(f"the sandbox runtime {why}" + (f"; its log: {tail}" if tail else ""))
 
     async def close_session(self, session: SandboxSession) -> None:
         self._sessions.discard(session)
         await session.aclose()
 
     async def aclose(self) -> None:
-        """Destroy every open sandbox, then reap. Safe to call twice."""
+        """Destroy every open sandbox, then reap. Safe to call twice; no sandbox starts afterwards."""
+        if self._closed:
+            return
+        self._closed = True
         sessions, self._sessions = list(self._sessions), set()
-        await asyncio.gather(*(s.aclose() for s in sessions), return_exceptions=True)
-        await self.reap()
-        await self._backend.aclose()
+        try:
+            await asyncio.gather(*(s.aclose() for s in sessions), return_exceptions=True)
+            await self.reap()
+        finally:
+            await self._backend.aclose()
+
+
+def _remove_stale_socket_dirs(root: str, claimed: set[str], min_age_s: float = 600.0) -> None:
+    """Remove socket directories of sandboxes no container claims, once older than any start can take."""
+    now = time.time()
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.startswith(SOCKET_DIR_PREFIX) or not entry.is_dir(follow_symlinks=False):
+            continue
+        sandbox_id = entry.name[len(SOCKET_DIR_PREFIX) :].split("-", 1)[0]
+        try:
+            old = now - entry.stat(follow_symlinks=False).st_mtime > min_age_s
+        except OSError:
+            continue
+        if sandbox_id not in claimed and old:
+            shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _context_dir(path: str | os.PathLike[str]) -> str:

@@ -37,6 +37,7 @@ class CellResult:
     stderr: Output = field(default_factory=Output)
     error: CellError | None = None
     final: str | None = None
+    final_truncated: bool = False
     duration_s: float = 0.0
 
     @property
@@ -55,5 +56,6 @@ class CellResult:
             "stderr_bytes": self.stderr.total_bytes,
             "error": asdict(self.error) if self.error else None,
             "final": self.final,
+            "final_truncated": self.final_truncated,
             "duration_s": round(self.duration_s, 6),
         }

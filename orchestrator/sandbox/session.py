@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import math
 import shutil
 import time
 
@@ -16,6 +17,8 @@ from .results import CellError, CellResult, CellStatus, Output
 
 # How long to wait for a dead sandbox's state to settle before reading why it died.
 _EXIT_SETTLE_S = 10.0
+# Well under the 64 MiB message limit of the wire, even at 4 bytes a character.
+MAX_CODE_CHARS = 8 * 1024**2
 
 
 class SessionState(enum.Enum):
@@ -36,6 +39,7 @@ class SandboxSession:
         self._lock = asyncio.Lock()  # one cell at a time: a REPL has one namespace
         self._cell_id = 0
         self._close_reason: str | None = None
+        self._closing: asyncio.Task[None] | None = None
         self.state = SessionState.READY
 
     @property
@@ -45,17 +49,19 @@ class SandboxSession:
     async def run(
         self, code: str, *, timeout_s: float | None = None, max_output_bytes: int | None = None
     ) -> CellResult:
-        """Run one cell. Never raises for what the code does; raises if the session is closed."""
+        """Run one cell. Never raises for what the code does; raises if the session is closed.
+
+        `timeout_s` and `max_output_bytes` may lower the session's limits for this cell, never raise them.
+        """
         _check_code(code)
         limits = self.spec.limits
-        timeout = limits.cell_timeout_s if timeout_s is None else timeout_s
-        cap = (
-            limits.max_output_bytes
-            if max_output_bytes is None
-            else min(max_output_bytes, limits.max_output_bytes)
-        )
-        if timeout <= 0:
-            raise InvalidInputError(f"timeout must be positive, got {timeout}")
+        timeout = limits.cell_timeout_s if timeout_s is None else _positive_seconds(timeout_s)
+        timeout = min(timeout, limits.cell_timeout_s)
+        cap = limits.max_output_bytes
+        if max_output_bytes is not None:
+            if max_output_bytes < 0:
+                raise InvalidInputError(f"max_output_bytes must not be negative, got {max_output_bytes}")
+            cap = min(max_output_bytes, cap)
         async with self._lock:
             if self.state is SessionState.CLOSED:
                 raise SandboxClosedError(f"sandbox {self.sandbox_id} is closed ({self._close_reason})")
@@ -66,33 +72,45 @@ class SandboxSession:
                     reply = await self._endpoint.execute(self._cell_id, code, cap)
             except TimeoutError:
                 await self._end(f"the cell ran past its {timeout:g} s limit")
+                message = f"the cell ran past its {timeout:g} s limit; the sandbox was killed"
                 return CellResult(
                     CellStatus.TIMEOUT,
                     duration_s=time.perf_counter() - started,
-                    error=CellError(
-                        "Timeout", f"the cell ran past its {timeout:g} s limit; the sandbox was killed"
-                    ),
+                    error=CellError("Timeout", message),
                 )
             except SessionClosed:
                 return await self._died(time.perf_counter() - started)
+            except asyncio.CancelledError:
+                # The cell is still running in the sandbox: a later cell must not queue behind it.
+                await asyncio.shield(self._end("a cell was cancelled"))
+                raise
             return _from_proto(reply, cap)
 
     async def _died(self, elapsed: float) -> CellResult:
-        exit_info = await self._backend.wait_exit(self.container_id, _EXIT_SETTLE_S)
+        try:
+            exit_info = await self._backend.wait_exit(self.container_id, _EXIT_SETTLE_S)
+        finally:
+            await self._end("the sandbox died")
         if exit_info.oom_killed:
             status, message = CellStatus.OOM, "the sandbox ran out of memory and was killed"
         else:
             status = CellStatus.KILLED
             message = f"the sandbox died mid-cell (exit code {exit_info.exit_code})"
-        await self._end(message)
+        self._close_reason = message
         return CellResult(status, error=CellError(status.value.upper(), message), duration_s=elapsed)
 
     async def _end(self, reason: str) -> None:
-        """Kill and remove the container at once: a dead or timed-out session leaves nothing behind."""
-        if self.state is SessionState.CLOSED:
-            return
-        self.state = SessionState.CLOSED
-        self._close_reason = reason
+        """Kill and remove the container: a dead or timed-out session leaves nothing behind.
+
+        Every caller, concurrent or later, waits for the same removal to finish.
+        """
+        if self._closing is None:
+            self.state = SessionState.CLOSED
+            self._close_reason = reason
+            self._closing = asyncio.ensure_future(self._teardown())
+        await asyncio.shield(self._closing)
+
+    async def _teardown(self) -> None:
         try:
             await self._backend.remove(self.container_id)
         finally:
@@ -100,7 +118,7 @@ class SandboxSession:
             shutil.rmtree(self.spec.socket_dir, ignore_errors=True)
 
     async def aclose(self) -> None:
-        """Destroy the sandbox. Safe to call twice."""
+        """Destroy the sandbox. Safe to call twice, and concurrently."""
         await self._end("closed")
 
     async def __aenter__(self) -> SandboxSession:
@@ -115,6 +133,14 @@ def _check_code(code: object) -> None:
         raise InvalidInputError(f"code must be a str, not {type(code).__name__}")
     if "\x00" in code:
         raise InvalidInputError("code contains a NUL byte")
+    if len(code) > MAX_CODE_CHARS:
+        raise InvalidInputError(f"code is longer than {MAX_CODE_CHARS} characters")
+
+
+def _positive_seconds(value: float) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidInputError(f"timeout must be a positive number of seconds, got {value}")
+    return float(value)
 
 
 def _output(captured: pb.CapturedOutput, cap: int) -> Output:
@@ -134,6 +160,7 @@ def _from_proto(reply: pb.CellResult, cap: int) -> CellResult:
         stdout=_output(reply.stdout, cap),
         stderr=_output(reply.stderr, cap),
         error=error,
-        final=reply.final if reply.has_final else None,
+        final=_output(pb.CapturedOutput(text=reply.final), cap).text if reply.has_final else None,
+        final_truncated=reply.final_truncated or len(reply.final.encode("utf-8", "replace")) > cap,
         duration_s=reply.duration_s,
     )

@@ -1,8 +1,10 @@
 """Entry point in the container: dial the host, open the session stream, run cells until the host leaves.
 
-The host's address and this sandbox's token come from the environment; the token is removed from
-os.environ before any user code runs. When the host goes away the stream ends and so does this process,
-so a sandbox never outlives its orchestrator for long.
+The host's address and this sandbox's token come from the environment. The token is dropped from
+os.environ, but user code can still read it from /proc/self/environ: it is no secret from the sandbox
+itself (the sandbox's code uses this channel anyway); it keeps other local users off the socket. When
+the host goes away the stream ends and so does this process. If the host never answers within the
+connect deadline, the process exits rather than wait forever.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .host_api import HostAPI
 from .repl import CellOutcome, Repl
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+CONNECT_DEADLINE_S = float(os.environ.get("RLM_CONNECT_DEADLINE_S", "60"))
 
 
 def _result_message(cell_id: int, outcome: CellOutcome) -> pb.SandboxMessage:
@@ -39,6 +42,7 @@ def _result_message(cell_id: int, outcome: CellOutcome) -> pb.SandboxMessage:
         ),
         has_final=outcome.final is not None,
         final=outcome.final or "",
+        final_truncated=outcome.final_truncated,
         duration_s=outcome.duration_s,
     )
     if outcome.error is not None:
@@ -48,6 +52,16 @@ def _result_message(cell_id: int, outcome: CellOutcome) -> pb.SandboxMessage:
             )
         )
     return pb.SandboxMessage(result=result)
+
+
+def _run_cell(repl: Repl, cell: pb.ExecuteCell) -> pb.SandboxMessage:
+    try:
+        return _result_message(cell.cell_id, repl.run(cell.code, int(cell.max_output_bytes)))
+    except Exception as exc:  # a bug of ours: report it on this cell rather than die
+        error = pb.CellError(
+            type="RuntimeInternalError", message=f"{type(exc).__name__} in the sandbox runtime"
+        )
+        return pb.SandboxMessage(result=pb.CellResult(cell_id=cell.cell_id, error=error))
 
 
 def main() -> int:

@@ -36,7 +36,12 @@ class CellOutcome:
     stderr: CappedStream
     error: CellError | None
     final: str | None
+    final_truncated: bool
     duration_s: float
+
+
+# An exception's message is a summary: the traceback (capped like the output) carries the detail.
+MAX_MESSAGE_CHARS = 8192
 
 
 class Repl:
@@ -113,13 +118,21 @@ class Repl:
         duration = time.perf_counter() - started
         final = self._collect_final()
         self._restore_reserved()
-        return CellOutcome(stdout, stderr, error, final, duration)
+        if error is not None:
+            error = CellError(
+                error.type,
+                _cap(error.message, MAX_MESSAGE_CHARS)[0],
+                _cap(error.traceback, max_output_bytes)[0],
+            )
+        final_text, final_truncated = _cap(final, max_output_bytes) if final is not None else (None, False)
+        return CellOutcome(stdout, stderr, error, final_text, final_truncated, duration)
 
     def _collect_final(self) -> str | None:
         if self._final is not _NOT_SET:
             return _as_text(self._final)
         answer = self.namespace.get("answer")
         if isinstance(answer, dict) and answer.get("ready") is True:
+            answer["ready"] = False  # reported once: the final answer belongs to this cell
             return _as_text(answer.get("content", ""))
         return None
 
@@ -133,14 +146,15 @@ class Repl:
 
 def _compile_cell(code: str, filename: str) -> tuple[CodeType, CodeType | None]:
     """Compile a cell; a trailing expression is compiled apart so its value can be shown, as in a REPL."""
+    # dont_inherit: the cell must not pick up this module's `from __future__ import annotations`.
     tree = ast.parse(code, filename, "exec")
     last: CodeType | None = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         trailing = tree.body.pop()
         assert isinstance(trailing, ast.Expr)
         expr = ast.Expression(trailing.value)
-        last = compile(expr, filename, "eval")
-    return compile(tree, filename, "exec"), last
+        last = compile(expr, filename, "eval", dont_inherit=True)
+    return compile(tree, filename, "exec", dont_inherit=True), last
 
 
 def _describe(exc: BaseException, filename: str) -> CellError:
@@ -152,12 +166,30 @@ def _describe(exc: BaseException, filename: str) -> CellError:
         tb = tb.tb_next if tb is not None else None
     if isinstance(exc, SyntaxError):
         tb = None
-    text = "".join(traceback.format_exception(type(exc), exc, tb))
-    return CellError(type(exc).__name__, str(exc), text)
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+    except BaseException:  # a broken __str__ must not take the runtime down with it
+        text = f"{type(exc).__name__}: <unprintable exception>\n"
+    return CellError(type(exc).__name__, _as_text(exc), text)
 
 
 def _as_text(value: object) -> str:
-    return value if isinstance(value, str) else str(value)
+    """str(value), made safe to send: a raising __str__ or lone surrogates never escape from here."""
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except BaseException as exc:
+        text = f"<unprintable {type(value).__name__}: str() raised {type(exc).__name__}>"
+    if not isinstance(text, str):
+        text = f"<unprintable {type(value).__name__}>"
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _cap(text: str, max_bytes: int) -> tuple[str, bool]:
+    """At most max_bytes of UTF-8, cut on a character boundary; and whether anything was cut."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= max_bytes:
+        return text, False
+    return data[:max_bytes].decode("utf-8", "ignore"), True
 
 
 def _is_module(value: object) -> bool:

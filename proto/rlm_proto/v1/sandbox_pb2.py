@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14rlm/v1/sandbox.proto\x12\x06rlm.v1\"^\n\x0eSandboxMessage\x12\x1e\n\x05hello\x18\x01 \x01(\x0b\x32\r.rlm.v1.HelloH\x00\x12$\n\x06result\x18\x02 \x01(\x0b\x32\x12.rlm.v1.CellResultH\x00\x42\x06\n\x04kind\"=\n\x0bHostMessage\x12&\n\x07\x65xecute\x18\x01 \x01(\x0b\x32\x13.rlm.v1.ExecuteCellH\x00\x42\x06\n\x04kind\"E\n\x05Hello\x12\x17\n\x0fruntime_version\x18\x01 \x01(\t\x12\x16\n\x0epython_version\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\"F\n\x0b\x45xecuteCell\x12\x0f\n\x07\x63\x65ll_id\x18\x01 \x01(\x04\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x18\n\x10max_output_bytes\x18\x03 \x01(\x04\"F\n\x0e\x43\x61pturedOutput\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x11\n\ttruncated\x18\x03 \x01(\x08\"=\n\tCellError\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\ttraceback\x18\x03 \x01(\t\"\xc5\x01\n\nCellResult\x12\x0f\n\x07\x63\x65ll_id\x18\x01 \x01(\x04\x12&\n\x06stdout\x18\x02 \x01(\x0b\x32\x16.rlm.v1.CapturedOutput\x12&\n\x06stderr\x18\x03 \x01(\x0b\x32\x16.rlm.v1.CapturedOutput\x12 \n\x05\x65rror\x18\x04 \x01(\x0b\x32\x11.rlm.v1.CellError\x12\x11\n\thas_final\x18\x05 \x01(\x08\x12\r\n\x05\x66inal\x18\x06 \x01(\t\x12\x12\n\nduration_s\x18\x07 \x01(\x01\"C\n\x0fLlmQueryRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\" \n\x10LlmQueryResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\"K\n\x16LlmQueryBatchedRequest\x12\x0f\n\x07prompts\x18\x01 \x03(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\"(\n\x17LlmQueryBatchedResponse\x12\r\n\x05texts\x18\x01 \x03(\t\"?\n\x0fReadFileRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0e\n\x06length\x18\x03 \x01(\x03\"\x19\n\tFileChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"3\n\x10ListFilesRequest\x12\x11\n\tdirectory\x18\x01 \x01(\t\x12\x0c\n\x04glob\x18\x02 \x01(\t\"%\n\x12SearchFilesRequest\x12\x0f\n\x07pattern\x18\x01 \x01(\t\"\x19\n\x08\x46ileList\x12\r\n\x05paths\x18\x01 \x03(\t\"\x1f\n\x0f\x46ileInfoRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\"P\n\x0c\x46ileMetadata\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\r\n\x05lines\x18\x03 \x01(\x04\x12\x15\n\rmodified_unix\x18\x04 \x01(\x01\"\x0e\n\x0cStatsRequest\"\xb8\x01\n\x0c\x43ontextStats\x12\x12\n\nfile_count\x18\x01 \x01(\x04\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x46\n\x12\x66iles_by_extension\x18\x03 \x03(\x0b\x32*.rlm.v1.ContextStats.FilesByExtensionEntry\x1a\x37\n\x15\x46ilesByExtensionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"A\n\x0bGrepRequest\x12\x0f\n\x07pattern\x18\x01 \x01(\t\x12\x0c\n\x04glob\x18\x02 \x01(\t\x12\x13\n\x0bmax_matches\x18\x03 \x01(\r\"<\n\tGrepMatch\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x13\n\x0bline_number\x18\x02 \x01(\r\x12\x0c\n\x04line\x18\x03 \x01(\t\"E\n\x0cGrepResponse\x12\"\n\x07matches\x18\x01 \x03(\x0b\x32\x11.rlm.v1.GrepMatch\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x32\xaf\x04\n\x0bSandboxHost\x12:\n\x07Session\x12\x16.rlm.v1.SandboxMessage\x1a\x13.rlm.v1.HostMessage(\x01\x30\x01\x12=\n\x08LlmQuery\x12\x17.rlm.v1.LlmQueryRequest\x1a\x18.rlm.v1.LlmQueryResponse\x12R\n\x0fLlmQueryBatched\x12\x1e.rlm.v1.LlmQueryBatchedRequest\x1a\x1f.rlm.v1.LlmQueryBatchedResponse\x12\x38\n\x08ReadFile\x12\x17.rlm.v1.ReadFileRequest\x1a\x11.rlm.v1.FileChunk0\x01\x12\x37\n\tListFiles\x12\x18.rlm.v1.ListFilesRequest\x1a\x10.rlm.v1.FileList\x12;\n\x0bSearchFiles\x12\x1a.rlm.v1.SearchFilesRequest\x1a\x10.rlm.v1.FileList\x12\x39\n\x08\x46ileInfo\x12\x17.rlm.v1.FileInfoRequest\x1a\x14.rlm.v1.FileMetadata\x12\x33\n\x05Stats\x12\x14.rlm.v1.StatsRequest\x1a\x14.rlm.v1.ContextStats\x12\x31\n\x04Grep\x12\x13.rlm.v1.GrepRequest\x1a\x14.rlm.v1.GrepResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14rlm/v1/sandbox.proto\x12\x06rlm.v1\"^\n\x0eSandboxMessage\x12\x1e\n\x05hello\x18\x01 \x01(\x0b\x32\r.rlm.v1.HelloH\x00\x12$\n\x06result\x18\x02 \x01(\x0b\x32\x12.rlm.v1.CellResultH\x00\x42\x06\n\x04kind\"=\n\x0bHostMessage\x12&\n\x07\x65xecute\x18\x01 \x01(\x0b\x32\x13.rlm.v1.ExecuteCellH\x00\x42\x06\n\x04kind\"E\n\x05Hello\x12\x17\n\x0fruntime_version\x18\x01 \x01(\t\x12\x16\n\x0epython_version\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\"F\n\x0b\x45xecuteCell\x12\x0f\n\x07\x63\x65ll_id\x18\x01 \x01(\x04\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x18\n\x10max_output_bytes\x18\x03 \x01(\x04\"F\n\x0e\x43\x61pturedOutput\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x11\n\ttruncated\x18\x03 \x01(\x08\"=\n\tCellError\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\ttraceback\x18\x03 \x01(\t\"\xde\x01\n\nCellResult\x12\x0f\n\x07\x63\x65ll_id\x18\x01 \x01(\x04\x12&\n\x06stdout\x18\x02 \x01(\x0b\x32\x16.rlm.v1.CapturedOutput\x12&\n\x06stderr\x18\x03 \x01(\x0b\x32\x16.rlm.v1.CapturedOutput\x12 \n\x05\x65rror\x18\x04 \x01(\x0b\x32\x11.rlm.v1.CellError\x12\x11\n\thas_final\x18\x05 \x01(\x08\x12\r\n\x05\x66inal\x18\x06 \x01(\t\x12\x12\n\nduration_s\x18\x07 \x01(\x01\x12\x17\n\x0f\x66inal_truncated\x18\x08 \x01(\x08\"C\n\x0fLlmQueryRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\" \n\x10LlmQueryResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\"K\n\x16LlmQueryBatchedRequest\x12\x0f\n\x07prompts\x18\x01 \x03(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\"(\n\x17LlmQueryBatchedResponse\x12\r\n\x05texts\x18\x01 \x03(\t\"?\n\x0fReadFileRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0e\n\x06length\x18\x03 \x01(\x03\"\x19\n\tFileChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"3\n\x10ListFilesRequest\x12\x11\n\tdirectory\x18\x01 \x01(\t\x12\x0c\n\x04glob\x18\x02 \x01(\t\"%\n\x12SearchFilesRequest\x12\x0f\n\x07pattern\x18\x01 \x01(\t\"\x19\n\x08\x46ileList\x12\r\n\x05paths\x18\x01 \x03(\t\"\x1f\n\x0f\x46ileInfoRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\"P\n\x0c\x46ileMetadata\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\r\n\x05lines\x18\x03 \x01(\x04\x12\x15\n\rmodified_unix\x18\x04 \x01(\x01\"\x0e\n\x0cStatsRequest\"\xb8\x01\n\x0c\x43ontextStats\x12\x12\n\nfile_count\x18\x01 \x01(\x04\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x46\n\x12\x66iles_by_extension\x18\x03 \x03(\x0b\x32*.rlm.v1.ContextStats.FilesByExtensionEntry\x1a\x37\n\x15\x46ilesByExtensionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"A\n\x0bGrepRequest\x12\x0f\n\x07pattern\x18\x01 \x01(\t\x12\x0c\n\x04glob\x18\x02 \x01(\t\x12\x13\n\x0bmax_matches\x18\x03 \x01(\r\"<\n\tGrepMatch\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x13\n\x0bline_number\x18\x02 \x01(\r\x12\x0c\n\x04line\x18\x03 \x01(\t\"E\n\x0cGrepResponse\x12\"\n\x07matches\x18\x01 \x03(\x0b\x32\x11.rlm.v1.GrepMatch\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x32\xaf\x04\n\x0bSandboxHost\x12:\n\x07Session\x12\x16.rlm.v1.SandboxMessage\x1a\x13.rlm.v1.HostMessage(\x01\x30\x01\x12=\n\x08LlmQuery\x12\x17.rlm.v1.LlmQueryRequest\x1a\x18.rlm.v1.LlmQueryResponse\x12R\n\x0fLlmQueryBatched\x12\x1e.rlm.v1.LlmQueryBatchedRequest\x1a\x1f.rlm.v1.LlmQueryBatchedResponse\x12\x38\n\x08ReadFile\x12\x17.rlm.v1.ReadFileRequest\x1a\x11.rlm.v1.FileChunk0\x01\x12\x37\n\tListFiles\x12\x18.rlm.v1.ListFilesRequest\x1a\x10.rlm.v1.FileList\x12;\n\x0bSearchFiles\x12\x1a.rlm.v1.SearchFilesRequest\x1a\x10.rlm.v1.FileList\x12\x39\n\x08\x46ileInfo\x12\x17.rlm.v1.FileInfoRequest\x1a\x14.rlm.v1.FileMetadata\x12\x33\n\x05Stats\x12\x14.rlm.v1.StatsRequest\x1a\x14.rlm.v1.ContextStats\x12\x31\n\x04Grep\x12\x13.rlm.v1.GrepRequest\x1a\x14.rlm.v1.GrepResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,41 +47,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CELLERROR']._serialized_start=406
   _globals['_CELLERROR']._serialized_end=467
   _globals['_CELLRESULT']._serialized_start=470
-  _globals['_CELLRESULT']._serialized_end=667
-  _globals['_LLMQUERYREQUEST']._serialized_start=669
-  _globals['_LLMQUERYREQUEST']._serialized_end=736
-  _globals['_LLMQUERYRESPONSE']._serialized_start=738
-  _globals['_LLMQUERYRESPONSE']._serialized_end=770
-  _globals['_LLMQUERYBATCHEDREQUEST']._serialized_start=772
-  _globals['_LLMQUERYBATCHEDREQUEST']._serialized_end=847
-  _globals['_LLMQUERYBATCHEDRESPONSE']._serialized_start=849
-  _globals['_LLMQUERYBATCHEDRESPONSE']._serialized_end=889
-  _globals['_READFILEREQUEST']._serialized_start=891
-  _globals['_READFILEREQUEST']._serialized_end=954
-  _globals['_FILECHUNK']._serialized_start=956
-  _globals['_FILECHUNK']._serialized_end=981
-  _globals['_LISTFILESREQUEST']._serialized_start=983
-  _globals['_LISTFILESREQUEST']._serialized_end=1034
-  _globals['_SEARCHFILESREQUEST']._serialized_start=1036
-  _globals['_SEARCHFILESREQUEST']._serialized_end=1073
-  _globals['_FILELIST']._serialized_start=1075
-  _globals['_FILELIST']._serialized_end=1100
-  _globals['_FILEINFOREQUEST']._serialized_start=1102
-  _globals['_FILEINFOREQUEST']._serialized_end=1133
-  _globals['_FILEMETADATA']._serialized_start=1135
-  _globals['_FILEMETADATA']._serialized_end=1215
-  _globals['_STATSREQUEST']._serialized_start=1217
-  _globals['_STATSREQUEST']._serialized_end=1231
-  _globals['_CONTEXTSTATS']._serialized_start=1234
-  _globals['_CONTEXTSTATS']._serialized_end=1418
-  _globals['_CONTEXTSTATS_FILESBYEXTENSIONENTRY']._serialized_start=1363
-  _globals['_CONTEXTSTATS_FILESBYEXTENSIONENTRY']._serialized_end=1418
-  _globals['_GREPREQUEST']._serialized_start=1420
-  _globals['_GREPREQUEST']._serialized_end=1485
-  _globals['_GREPMATCH']._serialized_start=1487
-  _globals['_GREPMATCH']._serialized_end=1547
-  _globals['_GREPRESPONSE']._serialized_start=1549
-  _globals['_GREPRESPONSE']._serialized_end=1618
-  _globals['_SANDBOXHOST']._serialized_start=1621
-  _globals['_SANDBOXHOST']._serialized_end=2180
+  _globals['_CELLRESULT']._serialized_end=692
+  _globals['_LLMQUERYREQUEST']._serialized_start=694
+  _globals['_LLMQUERYREQUEST']._serialized_end=761
+  _globals['_LLMQUERYRESPONSE']._serialized_start=763
+  _globals['_LLMQUERYRESPONSE']._serialized_end=795
+  _globals['_LLMQUERYBATCHEDREQUEST']._serialized_start=797
+  _globals['_LLMQUERYBATCHEDREQUEST']._serialized_end=872
+  _globals['_LLMQUERYBATCHEDRESPONSE']._serialized_start=874
+  _globals['_LLMQUERYBATCHEDRESPONSE']._serialized_end=914
+  _globals['_READFILEREQUEST']._serialized_start=916
+  _globals['_READFILEREQUEST']._serialized_end=979
+  _globals['_FILECHUNK']._serialized_start=981
+  _globals['_FILECHUNK']._serialized_end=1006
+  _globals['_LISTFILESREQUEST']._serialized_start=1008
+  _globals['_LISTFILESREQUEST']._serialized_end=1059
+  _globals['_SEARCHFILESREQUEST']._serialized_start=1061
+  _globals['_SEARCHFILESREQUEST']._serialized_end=1098
+  _globals['_FILELIST']._serialized_start=1100
+  _globals['_FILELIST']._serialized_end=1125
+  _globals['_FILEINFOREQUEST']._serialized_start=1127
+  _globals['_FILEINFOREQUEST']._serialized_end=1158
+  _globals['_FILEMETADATA']._serialized_start=1160
+  _globals['_FILEMETADATA']._serialized_end=1240
+  _globals['_STATSREQUEST']._serialized_start=1242
+  _globals['_STATSREQUEST']._serialized_end=1256
+  _globals['_CONTEXTSTATS']._serialized_start=1259
+  _globals['_CONTEXTSTATS']._serialized_end=1443
+  _globals['_CONTEXTSTATS_FILESBYEXTENSIONENTRY']._serialized_start=1388
+  _globals['_CONTEXTSTATS_FILESBYEXTENSIONENTRY']._serialized_end=1443
+  _globals['_GREPREQUEST']._serialized_start=1445
+  _globals['_GREPREQUEST']._serialized_end=1510
+  _globals['_GREPMATCH']._serialized_start=1512
+  _globals['_GREPMATCH']._serialized_end=1572
+  _globals['_GREPRESPONSE']._serialized_start=1574
+  _globals['_GREPRESPONSE']._serialized_end=1643
+  _globals['_SANDBOXHOST']._serialized_start=1646
+  _globals['_SANDBOXHOST']._serialized_end=2205
 # @@protoc_insertion_point(module_scope)

@@ -62,7 +62,7 @@ class CellError(_message.Message):
     def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., traceback: _Optional[str] = ...) -> None: ...
 
 class CellResult(_message.Message):
-    __slots__ = ("cell_id", "stdout", "stderr", "error", "has_final", "final", "duration_s")
+    __slots__ = ("cell_id", "stdout", "stderr", "error", "has_final", "final", "duration_s", "final_truncated")
     CELL_ID_FIELD_NUMBER: _ClassVar[int]
     STDOUT_FIELD_NUMBER: _ClassVar[int]
     STDERR_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,7 @@ class CellResult(_message.Message):
     HAS_FINAL_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
     DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    FINAL_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     cell_id: int
     stdout: CapturedOutput
     stderr: CapturedOutput
@@ -77,7 +78,8 @@ class CellResult(_message.Message):
     has_final: bool
     final: str
     duration_s: float
-    def __init__(self, cell_id: _Optional[int] = ..., stdout: _Optional[_Union[CapturedOutput, _Mapping]] = ..., stderr: _Optional[_Union[CapturedOutput, _Mapping]] = ..., error: _Optional[_Union[CellError, _Mapping]] = ..., has_final: _Optional[bool] = ..., final: _Optional[str] = ..., duration_s: _Optional[float] = ...) -> None: ...
+    final_truncated: bool
+    def __init__(self, cell_id: _Optional[int] = ..., stdout: _Optional[_Union[CapturedOutput, _Mapping]] = ..., stderr: _Optional[_Union[CapturedOutput, _Mapping]] = ..., error: _Optional[_Union[CellError, _Mapping]] = ..., has_final: _Optional[bool] = ..., final: _Optional[str] = ..., duration_s: _Optional[float] = ..., final_truncated: _Optional[bool] = ...) -> None: ...
 
 class LlmQueryRequest(_message.Message):
     __slots__ = ("prompt", "model", "recursive")
