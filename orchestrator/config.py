@@ -71,6 +71,24 @@ class SandboxLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class ContextLimits:
+    """What one run may take from its context, on the host and through the sandbox API."""
+
+    cache_bytes: int = 10 * 1024**2  # file contents kept in memory on the host (LRU)
+    max_file_bytes: int = 10 * 1024**2  # a larger file is refused by read_file and skipped by grep
+    max_read_bytes: int = 100 * 1024**2  # bytes read_file may return over the whole run
+    max_grep_matches: int = 10_000  # the most one grep may return, whatever the caller asks
+    regex_timeout_s: float = 10.0  # per grep or search_files call: patterns come from untrusted code
+
+    def __post_init__(self) -> None:
+        _check(self.cache_bytes >= 0, "cache size must not be negative")
+        _check(self.max_file_bytes >= 1, "max file size must be positive")
+        _check(self.max_read_bytes >= 0, "max bytes read must not be negative")
+        _check(self.max_grep_matches >= 1, "max grep matches must be positive")
+        _check(0 < self.regex_timeout_s <= 600, "regex timeout must be in (0, 600] s")
+
+
+@dataclass(frozen=True, slots=True)
 class SandboxConfig:
     """Where sandboxes come from and how they are made: set by the operator, not by a tenant."""
 

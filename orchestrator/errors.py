@@ -3,13 +3,15 @@
     RLMError                       .code: a gRPC status name, .message: one line for a person
      +-- InvalidInputError         bad input from a caller (a size, a runtime, code that is not UTF-8)
      |    +-- ContextPathError     a path outside the context root, or not a regular readable file
+     |    +-- PatternError         a regular expression or glob that cannot be used (or ran too long)
+     +-- ContextLimitError         a per-run context limit (file size, bytes read) was reached
      +-- EngineUnavailableError    the Docker engine cannot be reached, or the image is missing
      +-- SandboxError              a sandbox could not be started or used
           +-- SandboxStartError    it did not start, or its runtime never said hello
           +-- SandboxClosedError   it was used after it ended (closed, killed, timed out)
 
 Errors from the docker SDK are translated at the adapter (`raise ... from exc`); nothing else in the
-orchestrator sees a docker exception. STATUS_CODES maps each class to the gRPC status it leaves by.
+orchestrator sees a docker exception. Each class's `code` names the gRPC status it leaves by.
 """
 
 from __future__ import annotations
@@ -35,6 +37,14 @@ class ContextPathError(InvalidInputError):
     def __init__(self, message: str, *, path: str) -> None:
         super().__init__(f"{message}: {path!r}")
         self.path = path
+
+
+class PatternError(InvalidInputError):
+    pass
+
+
+class ContextLimitError(RLMError):
+    code = "RESOURCE_EXHAUSTED"
 
 
 class EngineUnavailableError(RLMError):

@@ -237,9 +237,9 @@ print("started")
     assert host.stdout == "", f"sleep {marker} still runs on the host: pids {host.stdout.split()}"
 
 
-async def test_callbacks_say_not_available(session: SandboxSession) -> None:
-    """Until the host serves them, the context and LLM functions raise a clear error, never a result."""
-    for call in ("read_file('hello.txt')", "llm_query('hi')", "listFiles()", "grep('x')"):
+async def test_llm_callbacks_say_not_available(session: SandboxSession) -> None:
+    """Until the RLM engine serves them, the LLM functions raise a clear error, never a made-up result."""
+    for call in ("llm_query('hi')", "llm_query_batched(['a'])", "rlm_query('hi')"):
         result = await session.run(call)
         assert result.error is not None and result.error.type == "NotAvailableError", call
         assert "not available" in result.error.message
@@ -254,7 +254,9 @@ async def test_socket_requires_the_sandbox_token(session: SandboxSession) -> Non
             await stub.Stats(pb.StatsRequest(), metadata=(("x-rlm-token", "wrong"),))
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
         with pytest.raises(aio.AioRpcError) as unserved:
-            await stub.Stats(pb.StatsRequest(), metadata=(("x-rlm-token", session.spec.token),))
+            await stub.LlmQuery(
+                pb.LlmQueryRequest(prompt="x"), metadata=(("x-rlm-token", session.spec.token),)
+            )
         assert unserved.value.code() == grpc.StatusCode.UNIMPLEMENTED
         stream = stub.Session(metadata=(("x-rlm-token", session.spec.token),))
         with pytest.raises(aio.AioRpcError) as second:

@@ -2,24 +2,36 @@
 
 One server per sandbox, bound to that sandbox's own Unix socket: the socket a call arrives on says which
 sandbox made it. The per-sandbox token in `x-rlm-token` metadata is checked on every call by an
-interceptor, in constant time. The session stream carries cells down and results up; callbacks the host
-does not serve yet answer UNIMPLEMENTED, which the runtime turns into a clear "not available" error.
+interceptor, in constant time. The session stream carries cells down and results up. Context callbacks
+are served from the run's ContextStore; a callback with nothing to serve it answers UNIMPLEMENTED, which
+the runtime turns into a clear "not available" error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from grpc import aio
 from rlm_proto.v1 import sandbox_pb2 as pb
 from rlm_proto.v1 import sandbox_pb2_grpc as pb_grpc
 
+from ..errors import ContextLimitError, ContextPathError, PatternError, RLMError
+
+if TYPE_CHECKING:
+    from ..context.store import ContextStore
+
 TOKEN_HEADER = "x-rlm-token"
+ERROR_TRAILER = "x-rlm-error"
+READ_CHUNK_BYTES = 1024**2
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class SessionClosed(Exception):
@@ -78,22 +90,104 @@ class _Servicer(pb_grpc.SandboxHostServicer):
             reader.cancel()
             endpoint.mark_closed()
 
-    # Callbacks: not served by the sandbox core. The context store and the RLM engine fill these in.
+    # -- callbacks: the context store's (LLM calls come with the RLM engine) ----------------------
+
+    async def _store(self, context: aio.ServicerContext) -> ContextStore:
+        if self._endpoint.store is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not available in this session")
+        assert self._endpoint.store is not None
+        return self._endpoint.store
+
+    async def _serve(self, context: aio.ServicerContext, fn: Callable[..., T], *args: Any) -> T:
+        """Run a store call in a worker thread; refusals leave as a status plus the error's class."""
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except RLMError as exc:
+            code, kind = _status_for(exc)
+            context.set_trailing_metadata(((ERROR_TRAILER, kind),))
+            await context.abort(code, exc.message)
+        except Exception:
+            log.exception("context callback failed")
+            context.set_trailing_metadata(((ERROR_TRAILER, "HostCallError"),))
+            await context.abort(grpc.StatusCode.INTERNAL, "the host could not serve this call")
+        raise AssertionError("unreachable: abort raises")
+
+    async def ReadFile(
+        self, request: pb.ReadFileRequest, context: aio.ServicerContext
+    ) -> AsyncIterator[pb.FileChunk]:
+        store = await self._store(context)
+        length = None if request.length < 0 else int(request.length)
+        data = await self._serve(context, store.read, request.path, int(request.offset), length)
+        for start in range(0, len(data), READ_CHUNK_BYTES):
+            yield pb.FileChunk(data=data[start : start + READ_CHUNK_BYTES])
+
+    async def ListFiles(self, request: pb.ListFilesRequest, context: aio.ServicerContext) -> pb.FileList:
+        store = await self._store(context)
+        found = await self._serve(context, store.list_files, request.directory, request.glob)
+        return pb.FileList(paths=found)
+
+    async def SearchFiles(self, request: pb.SearchFilesRequest, context: aio.ServicerContext) -> pb.FileList:
+        store = await self._store(context)
+        return pb.FileList(paths=await self._serve(context, store.search_files, request.pattern))
+
+    async def FileInfo(self, request: pb.FileInfoRequest, context: aio.ServicerContext) -> pb.FileMetadata:
+        store = await self._store(context)
+        info = await self._serve(context, store.file_info, request.path)
+        lines = -1 if info["lines"] is None else info["lines"]
+        return pb.FileMetadata(
+            path=info["path"], size=info["size"], lines=lines, modified_unix=info["modified"]
+        )
+
+    async def Stats(self, request: pb.StatsRequest, context: aio.ServicerContext) -> pb.ContextStats:
+        store = await self._store(context)
+        stats = await self._serve(context, store.stats)
+        return pb.ContextStats(
+            file_count=stats["file_count"],
+            total_bytes=stats["total_bytes"],
+            files_by_extension=stats["files_by_extension"],
+        )
+
+    async def Grep(self, request: pb.GrepRequest, context: aio.ServicerContext) -> pb.GrepResponse:
+        store = await self._store(context)
+        found, truncated = await self._serve(
+            context, store.grep, request.pattern, request.glob, int(request.max_matches)
+        )
+        return pb.GrepResponse(
+            matches=[pb.GrepMatch(path=m.path, line_number=m.line_number, line=m.line) for m in found],
+            truncated=truncated,
+        )
+
     async def _not_available(self, request: Any, context: aio.ServicerContext) -> Any:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not available in this session")
 
-    LlmQuery = LlmQueryBatched = ListFiles = SearchFiles = FileInfo = Stats = Grep = _not_available
+    LlmQuery = LlmQueryBatched = _not_available
 
-    async def ReadFile(self, request: Any, context: aio.ServicerContext) -> AsyncIterator[pb.FileChunk]:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not available in this session")
-        yield pb.FileChunk()  # pragma: no cover - abort raises
+
+def _status_for(exc: RLMError) -> tuple[grpc.StatusCode, str]:
+    """The status and the sandbox-side exception class for one of our errors."""
+    if isinstance(exc, ContextPathError):
+        return grpc.StatusCode.INVALID_ARGUMENT, "ContextPathError"
+    if isinstance(exc, PatternError):
+        return grpc.StatusCode.INVALID_ARGUMENT, "PatternError"
+    if isinstance(exc, ContextLimitError):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, "LimitExceededError"
+    return grpc.StatusCode[exc.code], "HostCallError"
 
 
 class HostEndpoint:
     """The server on one sandbox's socket, and the session stream's state."""
 
-    def __init__(self, socket_path: str, token: str, max_output_bytes: int) -> None:
+    def __init__(
+        self,
+        socket_path: str,
+        token: str,
+        max_output_bytes: int,
+        store: ContextStore | None = None,
+        config: pb.SessionConfig | None = None,
+    ) -> None:
         self.socket_path = socket_path
+        self.store = store
+        self._config = config
         self._token = token
         self._max_output_bytes = max_output_bytes
         # A result holds four capped texts (stdout, stderr, final, traceback) and a short message;
@@ -141,6 +235,8 @@ class HostEndpoint:
             async for message in messages:
                 kind = message.WhichOneof("kind")
                 if kind == "hello" and self._hello is not None and not self._hello.done():
+                    if self._config is not None:  # queued before any cell can be
+                        self.outbox.put_nowait(pb.HostMessage(configure=self._config))
                     self._hello.set_result(message.hello)
                 elif kind == "result":
                     waiter = self._pending.pop(message.result.cell_id, None)
@@ -162,7 +258,9 @@ class HostEndpoint:
     def closed(self) -> bool:
         return self._closed.is_set()
 
-    async def execute(self, cell_id: int, code: str, max_output_bytes: int) -> pb.CellResult:
+    async def execute(
+        self, cell_id: int, code: str, max_output_bytes: int, read_budget_bytes: int = 0
+    ) -> pb.CellResult:
         """Send one cell down and wait for its result. Raises SessionClosed if the sandbox dies first."""
         if self.closed:
             raise SessionClosed("the sandbox's session has ended")
@@ -171,7 +269,12 @@ class HostEndpoint:
         try:
             await self.outbox.put(
                 pb.HostMessage(
-                    execute=pb.ExecuteCell(cell_id=cell_id, code=code, max_output_bytes=max_output_bytes)
+                    execute=pb.ExecuteCell(
+                        cell_id=cell_id,
+                        code=code,
+                        max_output_bytes=max_output_bytes,
+                        read_budget_bytes=read_budget_bytes,
+                    )
                 )
             )
             return await waiter

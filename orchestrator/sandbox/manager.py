@@ -10,11 +10,15 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from ..config import Runtime, SandboxConfig, SandboxLimits
+from rlm_proto.v1 import sandbox_pb2 as pb
+
+from ..config import ContextLimits, Runtime, SandboxConfig, SandboxLimits
+from ..context.sources import ContextShape, ContextSource, FileSystemContext
+from ..context.store import ContextStore
 from ..errors import InvalidInputError, SandboxClosedError, SandboxStartError
 from .backend import LABEL_OWNER, LABEL_SANDBOX, SandboxBackend, SandboxSpec
 from .docker_backend import SOCKET_NAME, DockerBackend
@@ -23,6 +27,8 @@ from .ownership import OwnerId, is_orphan
 from .session import SandboxSession
 
 log = logging.getLogger(__name__)
+
+ContextLike = str | os.PathLike[str] | ContextSource
 
 # Measured here: under runsc a pids limit of 32 stops the container starting (the Sentry's threads are in
 # the container's cgroup) and 64 stops our runtime connecting (gRPC's threads); 80 works. 96 keeps a margin.
@@ -75,13 +81,30 @@ class SandboxManager:
     @asynccontextmanager
     async def open(
         self,
-        context_dir: str | os.PathLike[str],
+        context: ContextLike | None = None,
         *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        store: ContextStore | None = None,
+        context_limits: ContextLimits | None = None,
         runtime: Runtime | str | None = None,
         limits: SandboxLimits | None = None,
     ) -> AsyncIterator[SandboxSession]:
-        """Start a sandbox over `context_dir` (mounted read-only at /context) and destroy it on exit."""
-        session = await self.start_session(context_dir, runtime=runtime, limits=limits)
+        """Start a sandbox over a context (mounted read-only at /context) and destroy it on exit.
+
+        `context` is a directory (narrowed by `include`/`exclude` globs) or a ContextSource such as
+        InMemoryContext. Pass `store` instead to share one run's store (cache, budget, accounting)
+        between sandboxes, as nested calls of a run do.
+        """
+        session = await self.start_session(
+            context,
+            include=include,
+            exclude=exclude,
+            store=store,
+            context_limits=context_limits,
+            runtime=runtime,
+            limits=limits,
+        )
         try:
             yield session
         finally:
@@ -89,10 +112,29 @@ class SandboxManager:
 
     async def start_session(
         self,
-        context_dir: str | os.PathLike[str],
+        context: ContextLike | None = None,
         *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        store: ContextStore | None = None,
+        context_limits: ContextLimits | None = None,
         runtime: Runtime | str | None = None,
         limits: SandboxLimits | None = None,
+    ) -> SandboxSession:
+        store, owns_source = _store_for(context, include, exclude, store, context_limits)
+        try:
+            return await self._start(store, owns_source, runtime, limits)
+        except BaseException:
+            if owns_source:
+                store.source.close()
+            raise
+
+    async def _start(
+        self,
+        store: ContextStore,
+        owns_source: bool,
+        runtime: Runtime | str | None,
+        limits: SandboxLimits | None,
     ) -> SandboxSession:
         if self._closed:
             raise SandboxClosedError("the sandbox manager is closed")
@@ -103,7 +145,8 @@ class SandboxManager:
                 f"runsc needs a pids limit of at least {RUNSC_MIN_PIDS} "
                 f"(got {limits.pids}): gVisor's own threads count against it"
             )
-        context = _context_dir(context_dir)
+        context_root = await asyncio.to_thread(store.source.root)
+        shape = await asyncio.to_thread(store.shape)  # indexes the context once, off the event loop
         if rt.value not in self._checked:
             await self._backend.check(self.config.image, rt.value)
             self._checked.add(rt.value)
@@ -115,13 +158,19 @@ class SandboxManager:
             image=self.config.image,
             runtime=rt,
             limits=limits,
-            context_dir=context,
+            context_dir=context_root,
             socket_dir=socket_dir,
             token=secrets.token_urlsafe(32),
             owner=str(self._owner),
             uid=self.config.sandbox_uid,
         )
-        endpoint = HostEndpoint(os.path.join(socket_dir, SOCKET_NAME), spec.token, limits.max_output_bytes)
+        endpoint = HostEndpoint(
+            os.path.join(socket_dir, SOCKET_NAME),
+            spec.token,
+            limits.max_output_bytes,
+            store=store,
+            config=pb.SessionConfig(context=_descriptor(shape, store.limits)),
+        )
         self._starting.add(sandbox_id)
         start: asyncio.Future[str] | None = None
         try:
@@ -129,7 +178,7 @@ class SandboxManager:
             start = asyncio.ensure_future(self._backend.start(spec))
             container_id = await asyncio.shield(start)
             await self._await_hello(endpoint, container_id, limits.start_timeout_s)
-            session = SandboxSession(spec, container_id, endpoint, self._backend)
+            session = SandboxSession(spec, container_id, endpoint, self._backend, store, owns_source)
         except BaseException:
             # Shielded: even a cancelled start waits for the create to land, then removes what it made.
             await asyncio.shield(self._abandon_start(start, endpoint, socket_dir))
@@ -217,19 +266,51 @@ def _remove_stale_socket_dirs(root: str, claimed: set[str], min_age_s: float = 6
             shutil.rmtree(entry.path, ignore_errors=True)
 
 
-def _context_dir(path: str | os.PathLike[str]) -> str:
-    resolved = Path(path).expanduser().resolve()
-    if not resolved.exists():
-        raise InvalidInputError(f"context directory does not exist: {path}")
-    if not resolved.is_dir():
-        raise InvalidInputError(f"context is not a directory: {path}")
-    return str(resolved)
+def _store_for(
+    context: ContextLike | None,
+    include: Sequence[str],
+    exclude: Sequence[str],
+    store: ContextStore | None,
+    context_limits: ContextLimits | None,
+) -> tuple[ContextStore, bool]:
+    """The run's store, and whether the session made (and so closes) its source."""
+    if store is not None:
+        if context is not None or include or exclude or context_limits is not None:
+            raise InvalidInputError("pass either a store or a context (with its options), not both")
+        return store, False
+    if context is None:
+        raise InvalidInputError("a sandbox needs a context: a directory, a ContextSource, or a store")
+    if isinstance(context, (str, os.PathLike)):
+        path = Path(context).expanduser()
+        if path.exists() and not path.is_dir():
+            raise InvalidInputError(f"context is not a directory: {context}")
+        if not path.exists():
+            raise InvalidInputError(f"context directory does not exist: {context}")
+        return ContextStore(FileSystemContext(path, include, exclude), context_limits), True
+    if include or exclude:
+        raise InvalidInputError("include/exclude apply to a directory context; set them on the source")
+    return ContextStore(context, context_limits), False
+
+
+def _descriptor(shape: ContextShape, limits: ContextLimits) -> pb.ContextDescriptor:
+    return pb.ContextDescriptor(
+        kind=shape.kind,
+        mounted=True,
+        file_count=shape.file_count,
+        total_bytes=shape.total_bytes,
+        files_by_extension=shape.files_by_extension,
+        entries=[pb.ContextEntry(name=name, path=path) for name, path in shape.entries],
+        max_file_bytes=limits.max_file_bytes,
+    )
 
 
 @asynccontextmanager
 async def open_sandbox(
-    context_dir: str | os.PathLike[str],
+    context: ContextLike,
     *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    context_limits: ContextLimits | None = None,
     runtime: Runtime | str | None = None,
     limits: SandboxLimits | None = None,
     config: SandboxConfig | None = None,
@@ -237,6 +318,13 @@ async def open_sandbox(
     """One sandbox with a manager of its own: `async with open_sandbox(dir) as s: await s.run(code)`."""
     async with (
         SandboxManager(config) as manager,
-        manager.open(context_dir, runtime=runtime, limits=limits) as session,
+        manager.open(
+            context,
+            include=include,
+            exclude=exclude,
+            context_limits=context_limits,
+            runtime=runtime,
+            limits=limits,
+        ) as session,
     ):
         yield session

@@ -10,6 +10,7 @@ import time
 
 from rlm_proto.v1 import sandbox_pb2 as pb
 
+from ..context.store import ContextStore, ContextUsage
 from ..errors import InvalidInputError, SandboxClosedError
 from .backend import SandboxBackend, SandboxSpec
 from .host_server import HostEndpoint, SessionClosed
@@ -30,10 +31,18 @@ class SandboxSession:
     """A running sandbox. Made by SandboxManager.open(); not constructed directly."""
 
     def __init__(
-        self, spec: SandboxSpec, container_id: str, endpoint: HostEndpoint, backend: SandboxBackend
+        self,
+        spec: SandboxSpec,
+        container_id: str,
+        endpoint: HostEndpoint,
+        backend: SandboxBackend,
+        store: ContextStore,
+        owns_source: bool = False,
     ) -> None:
         self.spec = spec
         self.container_id = container_id
+        self.store = store  # the run's context store: shared with nested calls of the same run
+        self._owns_source = owns_source
         self._endpoint = endpoint
         self._backend = backend
         self._lock = asyncio.Lock()  # one cell at a time: a REPL has one namespace
@@ -45,6 +54,11 @@ class SandboxSession:
     @property
     def sandbox_id(self) -> str:
         return self.spec.sandbox_id
+
+    @property
+    def usage(self) -> ContextUsage:
+        """What this run read from its context so far (shared by every session on the same store)."""
+        return self.store.usage
 
     async def run(
         self, code: str, *, timeout_s: float | None = None, max_output_bytes: int | None = None
@@ -69,7 +83,9 @@ class SandboxSession:
             started = time.perf_counter()
             try:
                 async with asyncio.timeout(timeout):
-                    reply = await self._endpoint.execute(self._cell_id, code, cap)
+                    reply = await self._endpoint.execute(
+                        self._cell_id, code, cap, self.store.remaining_read_bytes()
+                    )
             except TimeoutError:
                 await self._end(f"the cell ran past its {timeout:g} s limit")
                 message = f"the cell ran past its {timeout:g} s limit; the sandbox was killed"
@@ -84,6 +100,7 @@ class SandboxSession:
                 # The cell is still running in the sandbox: a later cell must not queue behind it.
                 await asyncio.shield(self._end("a cell was cancelled"))
                 raise
+            self.store.record_reads(int(reply.reads.bytes), int(reply.reads.files))
             return _from_proto(reply, cap)
 
     async def _died(self, elapsed: float) -> CellResult:
@@ -116,6 +133,8 @@ class SandboxSession:
         finally:
             await self._endpoint.stop()
             shutil.rmtree(self.spec.socket_dir, ignore_errors=True)
+            if self._owns_source:
+                self.store.source.close()
 
     async def aclose(self) -> None:
         """Destroy the sandbox. Safe to call twice, and concurrently."""

@@ -27,7 +27,7 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 CONNECT_DEADLINE_S = float(os.environ.get("RLM_CONNECT_DEADLINE_S", "60"))
 
 
-def _result_message(cell_id: int, outcome: CellOutcome) -> pb.SandboxMessage:
+def _result_message(cell_id: int, outcome: CellOutcome, reads: tuple[int, int]) -> pb.SandboxMessage:
     result = pb.CellResult(
         cell_id=cell_id,
         stdout=pb.CapturedOutput(
@@ -44,6 +44,7 @@ def _result_message(cell_id: int, outcome: CellOutcome) -> pb.SandboxMessage:
         final=outcome.final or "",
         final_truncated=outcome.final_truncated,
         duration_s=outcome.duration_s,
+        reads=pb.ReadUsage(bytes=reads[0], files=reads[1]),
     )
     if outcome.error is not None:
         result.error.CopyFrom(
@@ -54,14 +55,23 @@ def _result_message(cell_id: int, outcome: CellOutcome) -> pb.SandboxMessage:
     return pb.SandboxMessage(result=result)
 
 
-def _run_cell(repl: Repl, cell: pb.ExecuteCell) -> pb.SandboxMessage:
+def _run_cell(repl: Repl, api: HostAPI, cell: pb.ExecuteCell) -> pb.SandboxMessage:
     try:
-        return _result_message(cell.cell_id, repl.run(cell.code, int(cell.max_output_bytes)))
+        api.start_cell(int(cell.read_budget_bytes))
+        outcome = repl.run(cell.code, int(cell.max_output_bytes))
+        return _result_message(cell.cell_id, outcome, api.reads())
     except Exception as exc:  # a bug of ours: report it on this cell rather than die
         error = pb.CellError(
             type="RuntimeInternalError", message=f"{type(exc).__name__} in the sandbox runtime"
         )
         return pb.SandboxMessage(result=pb.CellResult(cell_id=cell.cell_id, error=error))
+
+
+def _configure(repl: Repl, api: HostAPI, config: pb.SessionConfig) -> None:
+    try:
+        repl.namespace["context"] = api.configure(config.context)
+    except Exception as exc:  # the first cell will find `context` missing and the reason here
+        print(f"rlm-sandbox: could not load the context: {type(exc).__name__}: {exc}", file=sys.__stderr__)
 
 
 def main() -> int:
@@ -80,20 +90,21 @@ def main() -> int:
         while (message := outbox.get()) is not None:
             yield message
 
-    repl = Repl(HostAPI(stub, metadata).bindings())
-    outbox.put(
-        pb.SandboxMessage(
-            hello=pb.Hello(
-                runtime_version=__version__, python_version=platform.python_version(), pid=os.getpid()
-            )
-        )
-    )
     try:
-        for command in stub.Session(outgoing(), metadata=metadata, wait_for_ready=True):
+        grpc.channel_ready_future(channel).result(timeout=CONNECT_DEADLINE_S)
+    except grpc.FutureTimeoutError:
+        print(f"rlm-sandbox: no host on {socket_path} within {CONNECT_DEADLINE_S:g} s", file=sys.__stderr__)
+        return 2
+    api = HostAPI(stub, metadata)
+    repl = Repl(api.bindings())
+    hello = pb.Hello(runtime_version=__version__, python_version=platform.python_version(), pid=os.getpid())
+    outbox.put(pb.SandboxMessage(hello=hello))
+    try:
+        for command in stub.Session(outgoing(), metadata=metadata):
             if command.HasField("execute"):
-                cell = command.execute
-                outcome = repl.run(cell.code, int(cell.max_output_bytes))
-                outbox.put(_result_message(cell.cell_id, outcome))
+                outbox.put(_run_cell(repl, api, command.execute))
+            elif command.HasField("configure"):
+                _configure(repl, api, command.configure)
     except grpc.RpcError as exc:
         # The host closed or went away: nothing left to serve.
         print(f"rlm-sandbox: session ended: {exc.code()}", file=sys.__stderr__)

@@ -22,6 +22,10 @@ class ContextPathError(SandboxAPIError, ValueError):
     """A path that is outside the context root, or not a regular readable file."""
 
 
+class PatternError(SandboxAPIError, ValueError):
+    """A regular expression or glob that is invalid, too long, or ran past its time limit."""
+
+
 class LimitExceededError(SandboxAPIError):
     """A per-run limit was reached."""
 

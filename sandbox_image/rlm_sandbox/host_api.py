@@ -14,6 +14,7 @@ import grpc
 from rlm_proto.v1 import sandbox_pb2 as pb
 from rlm_proto.v1.sandbox_pb2_grpc import SandboxHostStub
 
+from .context_api import LocalReader, build_context
 from .errors import ContextPathError, HostCallError, LimitExceededError, NotAvailableError
 
 Metadata = tuple[tuple[str, str], ...]
@@ -25,6 +26,21 @@ class HostAPI:
     def __init__(self, stub: SandboxHostStub, metadata: Metadata) -> None:
         self._stub = stub
         self._metadata = metadata
+        self.local: LocalReader | None = None  # set when the context is mounted at /context
+
+    def configure(self, descriptor: pb.ContextDescriptor) -> Any:
+        """Take the session's context; returns the value user code sees as `context`."""
+        if descriptor.mounted:
+            self.local = LocalReader(self.list_files, int(descriptor.max_file_bytes))
+        return build_context(descriptor, self)
+
+    def start_cell(self, read_budget_bytes: int) -> None:
+        if self.local is not None:
+            self.local.start_cell(read_budget_bytes)
+
+    def reads(self) -> tuple[int, int]:
+        """Bytes and files read_file read through the mount during this cell."""
+        return (self.local.bytes_read, self.local.files_read) if self.local is not None else (0, 0)
 
     def _call(self, name: str, method: Callable[..., Any], request: Any) -> Any:
         try:
@@ -53,6 +69,11 @@ class HostAPI:
     # -- the context -----------------------------------------------------------------------------
 
     def read_file(self, path: str, offset: int = 0, length: int | None = None) -> str:
+        """The file's text (UTF-8, undecodable bytes replaced); offset and length count bytes."""
+        if self.local is not None:
+            return self.local.read(path, int(offset), None if length is None else int(length)).decode(
+                "utf-8", "replace"
+            )
         request = pb.ReadFileRequest(
             path=_text("path", path), offset=int(offset), length=-1 if length is None else int(length)
         )
@@ -75,7 +96,8 @@ class HostAPI:
 
     def get_file_info(self, path: str) -> dict[str, Any]:
         info = self._call("get_file_info", self._stub.FileInfo, pb.FileInfoRequest(path=_text("path", path)))
-        return {"path": info.path, "size": info.size, "lines": info.lines, "modified": info.modified_unix}
+        lines = None if info.lines < 0 else info.lines
+        return {"path": info.path, "size": info.size, "lines": lines, "modified": info.modified_unix}
 
     def get_stats(self) -> dict[str, Any]:
         stats = self._call("get_stats", self._stub.Stats, pb.StatsRequest())

@@ -16,10 +16,51 @@ class SandboxMessage(_message.Message):
     def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., result: _Optional[_Union[CellResult, _Mapping]] = ...) -> None: ...
 
 class HostMessage(_message.Message):
-    __slots__ = ("execute",)
+    __slots__ = ("execute", "configure")
     EXECUTE_FIELD_NUMBER: _ClassVar[int]
+    CONFIGURE_FIELD_NUMBER: _ClassVar[int]
     execute: ExecuteCell
-    def __init__(self, execute: _Optional[_Union[ExecuteCell, _Mapping]] = ...) -> None: ...
+    configure: SessionConfig
+    def __init__(self, execute: _Optional[_Union[ExecuteCell, _Mapping]] = ..., configure: _Optional[_Union[SessionConfig, _Mapping]] = ...) -> None: ...
+
+class SessionConfig(_message.Message):
+    __slots__ = ("context",)
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    context: ContextDescriptor
+    def __init__(self, context: _Optional[_Union[ContextDescriptor, _Mapping]] = ...) -> None: ...
+
+class ContextDescriptor(_message.Message):
+    __slots__ = ("kind", "mounted", "file_count", "total_bytes", "files_by_extension", "entries", "max_file_bytes")
+    class FilesByExtensionEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MOUNTED_FIELD_NUMBER: _ClassVar[int]
+    FILE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    FILES_BY_EXTENSION_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    MAX_FILE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    mounted: bool
+    file_count: int
+    total_bytes: int
+    files_by_extension: _containers.ScalarMap[str, int]
+    entries: _containers.RepeatedCompositeFieldContainer[ContextEntry]
+    max_file_bytes: int
+    def __init__(self, kind: _Optional[str] = ..., mounted: _Optional[bool] = ..., file_count: _Optional[int] = ..., total_bytes: _Optional[int] = ..., files_by_extension: _Optional[_Mapping[str, int]] = ..., entries: _Optional[_Iterable[_Union[ContextEntry, _Mapping]]] = ..., max_file_bytes: _Optional[int] = ...) -> None: ...
+
+class ContextEntry(_message.Message):
+    __slots__ = ("name", "path")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    path: str
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("runtime_version", "python_version", "pid")
@@ -32,14 +73,16 @@ class Hello(_message.Message):
     def __init__(self, runtime_version: _Optional[str] = ..., python_version: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
 
 class ExecuteCell(_message.Message):
-    __slots__ = ("cell_id", "code", "max_output_bytes")
+    __slots__ = ("cell_id", "code", "max_output_bytes", "read_budget_bytes")
     CELL_ID_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     MAX_OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    READ_BUDGET_BYTES_FIELD_NUMBER: _ClassVar[int]
     cell_id: int
     code: str
     max_output_bytes: int
-    def __init__(self, cell_id: _Optional[int] = ..., code: _Optional[str] = ..., max_output_bytes: _Optional[int] = ...) -> None: ...
+    read_budget_bytes: int
+    def __init__(self, cell_id: _Optional[int] = ..., code: _Optional[str] = ..., max_output_bytes: _Optional[int] = ..., read_budget_bytes: _Optional[int] = ...) -> None: ...
 
 class CapturedOutput(_message.Message):
     __slots__ = ("text", "total_bytes", "truncated")
@@ -62,7 +105,7 @@ class CellError(_message.Message):
     def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., traceback: _Optional[str] = ...) -> None: ...
 
 class CellResult(_message.Message):
-    __slots__ = ("cell_id", "stdout", "stderr", "error", "has_final", "final", "duration_s", "final_truncated")
+    __slots__ = ("cell_id", "stdout", "stderr", "error", "has_final", "final", "duration_s", "final_truncated", "reads")
     CELL_ID_FIELD_NUMBER: _ClassVar[int]
     STDOUT_FIELD_NUMBER: _ClassVar[int]
     STDERR_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +114,7 @@ class CellResult(_message.Message):
     FINAL_FIELD_NUMBER: _ClassVar[int]
     DURATION_S_FIELD_NUMBER: _ClassVar[int]
     FINAL_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    READS_FIELD_NUMBER: _ClassVar[int]
     cell_id: int
     stdout: CapturedOutput
     stderr: CapturedOutput
@@ -79,7 +123,16 @@ class CellResult(_message.Message):
     final: str
     duration_s: float
     final_truncated: bool
-    def __init__(self, cell_id: _Optional[int] = ..., stdout: _Optional[_Union[CapturedOutput, _Mapping]] = ..., stderr: _Optional[_Union[CapturedOutput, _Mapping]] = ..., error: _Optional[_Union[CellError, _Mapping]] = ..., has_final: _Optional[bool] = ..., final: _Optional[str] = ..., duration_s: _Optional[float] = ..., final_truncated: _Optional[bool] = ...) -> None: ...
+    reads: ReadUsage
+    def __init__(self, cell_id: _Optional[int] = ..., stdout: _Optional[_Union[CapturedOutput, _Mapping]] = ..., stderr: _Optional[_Union[CapturedOutput, _Mapping]] = ..., error: _Optional[_Union[CellError, _Mapping]] = ..., has_final: _Optional[bool] = ..., final: _Optional[str] = ..., duration_s: _Optional[float] = ..., final_truncated: _Optional[bool] = ..., reads: _Optional[_Union[ReadUsage, _Mapping]] = ...) -> None: ...
+
+class ReadUsage(_message.Message):
+    __slots__ = ("bytes", "files")
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    bytes: int
+    files: int
+    def __init__(self, bytes: _Optional[int] = ..., files: _Optional[int] = ...) -> None: ...
 
 class LlmQueryRequest(_message.Message):
     __slots__ = ("prompt", "model", "recursive")

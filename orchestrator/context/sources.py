@@ -1,0 +1,259 @@
+"""Context sources: where the files an RLM explores come from, behind one protocol.
+
+- FileSystemContext: a directory, narrowed by include/exclude globs (see `globs`).
+- InMemoryContext: a string, a list of strings, or a mapping of names to text (the forms the paper
+  loads as `context`), written once to a private temporary directory so the same file API, the same
+  path safety and the same read-only mount serve it.
+
+A source indexes its files once, lazily. The index lists regular files only, and only those that
+resolve beneath the root: directory symlinks are not followed, file symlinks are kept only when they
+resolve, by file descriptor, to a regular file inside the root.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+import threading
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ..errors import ContextPathError, InvalidInputError
+from . import globs, paths
+
+ContextValue = str | Sequence[str] | Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    path: str  # relative to the root, '/'-separated
+    size: int
+    modified: float
+
+
+@dataclass(frozen=True, slots=True)
+class ContextShape:
+    """What the model may be told about a context: its kind and size, never its content."""
+
+    kind: str  # "filesystem", "text", "list" or "mapping"
+    file_count: int
+    total_bytes: int
+    files_by_extension: dict[str, int]
+    # For in-memory contexts: (name, file path) in the value's order, so the sandbox rebuilds it.
+    entries: tuple[tuple[str, str], ...] = ()
+
+
+class ContextSource(Protocol):
+    @property
+    def kind(self) -> str: ...
+    def root(self) -> str: ...  # a directory to mount read-only at /context
+    def index(self) -> Sequence[FileEntry]: ...
+    def lookup(self, path: str) -> FileEntry: ...
+    def open(self, path: str) -> int: ...
+    def shape(self) -> ContextShape: ...
+    def close(self) -> None: ...
+
+
+class FileSystemContext:
+    """A directory on the host, optionally narrowed by include and exclude globs."""
+
+    kind = "filesystem"
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+    ) -> None:
+        self._root = str(Path(root).expanduser().resolve())
+        self.include = tuple(include)
+        self.exclude = tuple(exclude)
+        for pattern in (*self.include, *self.exclude):
+            globs.compile_glob(pattern)  # a bad pattern is refused now, not at the first listing
+        self._lock = threading.Lock()
+        self._entries: dict[str, FileEntry] | None = None
+        self._root_fd: int | None = None
+
+    def root(self) -> str:
+        if not os.path.isdir(self._root):
+            raise InvalidInputError(f"context directory does not exist: {self._root}")
+        return self._root
+
+    def _fd(self) -> int:
+        if self._root_fd is None:
+            self._root_fd = os.open(self.root(), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return self._root_fd
+
+    def index(self) -> Sequence[FileEntry]:
+        return list(self._index().values())
+
+    def _index(self) -> dict[str, FileEntry]:
+        with self._lock:
+            if self._entries is None:
+                found = _walk(self._fd())
+                keep = set(globs.select(found, self.include, self.exclude))
+                self._entries = {p: e for p, e in sorted(found.items()) if p in keep}
+            return self._entries
+
+    def lookup(self, path: str) -> FileEntry:
+        """The indexed file at `path`, or ContextPathError (escapes and excluded files alike)."""
+        paths.check_relative(path)
+        normal = normalise(path)
+        entry = self._index().get(normal)
+        if entry is None:
+            # Resolve anyway: an escape gets its own message, an unlisted file "no such file".
+            os.close(paths.open_beneath(self._fd(), path))
+            raise ContextPathError("not in the context (excluded by its include/exclude patterns)", path=path)
+        return entry
+
+    def open(self, path: str) -> int:
+        # Open the indexed name itself, so a `..` after a directory symlink cannot reach an excluded file.
+        return paths.open_beneath(self._fd(), self.lookup(path).path)
+
+    def shape(self) -> ContextShape:
+        entries = self._index().values()
+        return ContextShape(
+            kind=self.kind,
+            file_count=len(entries),
+            total_bytes=sum(e.size for e in entries),
+            files_by_extension=extension_counts(e.path for e in entries),
+        )
+
+    def close(self) -> None:
+        if self._root_fd is not None:
+            os.close(self._root_fd)
+            self._root_fd = None
+
+
+class InMemoryContext:
+    """A string, a list of strings, or a mapping of names to text, served as files."""
+
+    def __init__(self, value: ContextValue) -> None:
+        self.kind, self._files = _files_for(value)
+        self._dir: str | None = None
+        self._fs: FileSystemContext | None = None
+        self._cleanup: weakref.finalize | None = None
+
+    def _materialised(self) -> FileSystemContext:
+        if self._fs is None:
+            self._dir = tempfile.mkdtemp(prefix="rlm-ctx-")
+            self._cleanup = weakref.finalize(self, shutil.rmtree, self._dir, True)
+            for _name, rel, text in self._files:
+                target = Path(self._dir, rel)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8")
+            for dirpath, _dirs, _files in os.walk(self._dir):  # readable by the sandbox user
+                os.chmod(dirpath, 0o755)
+            self._fs = FileSystemContext(self._dir)
+        return self._fs
+
+    def root(self) -> str:
+        return self._materialised().root()
+
+    def index(self) -> Sequence[FileEntry]:
+        return self._materialised().index()
+
+    def lookup(self, path: str) -> FileEntry:
+        return self._materialised().lookup(path)
+
+    def open(self, path: str) -> int:
+        return self._materialised().open(path)
+
+    def shape(self) -> ContextShape:
+        base = self._materialised().shape()
+        entries = tuple((name, rel) for name, rel, _text in self._files)
+        return ContextShape(self.kind, base.file_count, base.total_bytes, base.files_by_extension, entries)
+
+    def close(self) -> None:
+        if self._fs is not None:
+            self._fs.close()
+        if self._cleanup is not None:
+            self._cleanup()
+
+
+def _files_for(value: ContextValue) -> tuple[str, list[tuple[str, str, str]]]:
+    if isinstance(value, str):
+        return "text", [("context", "context.txt", value)]
+    if isinstance(value, Mapping):
+        files = []
+        for name, text in value.items():
+            if not isinstance(name, str) or not isinstance(text, str):
+                raise InvalidInputError("a mapping context must map str names to str text")
+            paths.check_relative(name)
+            rel = normalise(name)
+            if rel in ("", ".") or rel.startswith("../") or rel == "..":
+                raise ContextPathError("a mapping context's names must be relative file paths", path=name)
+            files.append((name, rel, text))
+        if len({rel for _n, rel, _t in files}) != len(files):
+            raise InvalidInputError("two names of the mapping context denote the same file")
+        return "mapping", files
+    if isinstance(value, Sequence):
+        if not all(isinstance(item, str) for item in value):
+            raise InvalidInputError("a list context must hold str items only")
+        width = max(4, len(str(len(value))))
+        return "list", [(str(i), f"item_{i:0{width}d}.txt", text) for i, text in enumerate(value)]
+    raise InvalidInputError(
+        f"a context is a directory, str, list of str or dict of str, not {type(value).__name__}"
+    )
+
+
+def normalise(path: str) -> str:
+    """'./a//b/../c' -> 'a/c'; '' and '.' -> ''. Pure string work: escapes are judged elsewhere."""
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == ".." and parts and parts[-1] != "..":
+            parts.pop()
+        else:
+            parts.append(part)
+    return "/".join(parts)
+
+
+def extension_counts(paths_: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for path in paths_:
+        name = path.rsplit("/", 1)[-1]
+        ext = name.rsplit(".", 1)[-1].lower() if "." in name.lstrip(".") else ""
+        key = f".{ext}" if ext else "(none)"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _walk(root_fd: int) -> dict[str, FileEntry]:
+    """Every regular file beneath the root, by file descriptor; directory symlinks are not followed."""
+    found: dict[str, FileEntry] = {}
+    pending: list[tuple[int, str]] = [(os.dup(root_fd), "")]
+    while pending:
+        dir_fd, prefix = pending.pop()
+        try:
+            with os.scandir(dir_fd) as entries:
+                for entry in entries:
+                    rel = f"{prefix}{entry.name}"
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            child = os.open(
+                                entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd
+                            )
+                            pending.append((child, rel + "/"))
+                        elif entry.is_file(follow_symlinks=False):
+                            st = entry.stat(follow_symlinks=False)
+                            found[rel] = FileEntry(rel, st.st_size, st.st_mtime)
+                        elif entry.is_symlink():
+                            fd = paths.open_beneath(root_fd, rel)  # kept only if it stays inside
+                            try:
+                                st = os.fstat(fd)
+                            finally:
+                                os.close(fd)
+                            if stat.S_ISREG(st.st_mode):
+                                found[rel] = FileEntry(rel, st.st_size, st.st_mtime)
+                    except (OSError, ContextPathError):
+                        continue  # unreadable, vanished, or leaving the root: not part of the context
+        finally:
+            os.close(dir_fd)
+    return found

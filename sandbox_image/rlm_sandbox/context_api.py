@@ -1,0 +1,149 @@
+"""The context inside the sandbox: the `context` variable and read_file's fast path through /context.
+
+The host decides what the context holds (its index of files, after include/exclude patterns and path
+safety) and sends its shape when the session opens. read_file then reads from the read-only /context
+mount, without a round trip per file: the host's list of files (fetched once) says what may be read,
+and the mount itself is the wall (the container sees nothing else of the host). The run's read budget
+arrives with each cell and what was read goes back with its result, so the host keeps the account.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .errors import ContextPathError, LimitExceededError
+
+MOUNT = "/context"
+
+
+def normalise(path: str) -> str:
+    """'./a//b/../c' -> 'a/c' (the same rule the host applies)."""
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == ".." and parts and parts[-1] != "..":
+            parts.pop()
+        else:
+            parts.append(part)
+    return "/".join(parts)
+
+
+class LocalReader:
+    """read_file over the mount, limited to the host's index, within the run's budget."""
+
+    def __init__(self, list_all: Callable[[], list[str]], max_file_bytes: int, root: str = MOUNT) -> None:
+        self._list_all = list_all
+        self._allowed: frozenset[str] | None = None
+        self._max_file_bytes = max_file_bytes
+        self._root = root
+        self.budget = 0
+        self.bytes_read = 0
+        self.files_read = 0
+
+    def start_cell(self, budget: int) -> None:
+        self.budget = budget
+        self.bytes_read = self.files_read = 0
+
+    def _check(self, path: object) -> str:
+        if not isinstance(path, str):
+            raise TypeError(f"path must be a str, not {type(path).__name__}")
+        if "\x00" in path:
+            raise ContextPathError(f"the path contains a NUL byte: {path!r}")
+        if path.startswith("/"):
+            raise ContextPathError(
+                f"absolute paths are refused, paths are relative to the context root: {path!r}"
+            )
+        normal = normalise(path)
+        if normal == ".." or normal.startswith("../"):
+            raise ContextPathError(f"the path leaves the context root: {path!r}")
+        if self._allowed is None:
+            self._allowed = frozenset(self._list_all())
+        if normal not in self._allowed:
+            raise ContextPathError(f"no such file in the context (or excluded by its patterns): {path!r}")
+        return normal
+
+    def read(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
+        normal = self._check(path)
+        if offset < 0 or (length is not None and length < 0):
+            raise ValueError("offset and length must not be negative")
+        fd = os.open(f"{self._root}/{normal}", os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        try:
+            size = os.fstat(fd).st_size
+            if size > self._max_file_bytes:
+                raise LimitExceededError(
+                    f"read_file(): {path!r} is {size} bytes, over the {self._max_file_bytes}-byte file limit"
+                )
+            want = max(0, size - offset) if length is None else min(length, max(0, size - offset))
+            if self.bytes_read + want > self.budget:
+                raise LimitExceededError(
+                    f"read_file(): reading {path!r} would pass the run's read budget "
+                    f"({self.budget - self.bytes_read} bytes left)"
+                )
+            data = os.pread(fd, want, offset) if want else b""
+        finally:
+            os.close(fd)
+        self.bytes_read += len(data)
+        self.files_read += 1
+        return data
+
+
+class ContextView:
+    """`context` for a directory context: its shape now, its files on demand."""
+
+    def __init__(self, descriptor: Any, api: Any) -> None:
+        self.kind = "filesystem"
+        self.file_count = int(descriptor.file_count)
+        self.total_bytes = int(descriptor.total_bytes)
+        self.files_by_extension = dict(descriptor.files_by_extension)
+        self._api = api
+        self._files: list[str] | None = None
+
+    @property
+    def files(self) -> list[str]:
+        if self._files is None:
+            self._files = self._api.list_files()
+        return list(self._files)
+
+    def read(self, path: str, offset: int = 0, length: int | None = None) -> str:
+        return str(self._api.read_file(path, offset, length))
+
+    def __len__(self) -> int:
+        return self.file_count
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.files)
+
+    def __contains__(self, path: object) -> bool:
+        return isinstance(path, str) and normalise(path) in set(self.files)
+
+    def __getitem__(self, path: str) -> str:
+        return self.read(path)
+
+    def __repr__(self) -> str:
+        top = ", ".join(f"{ext} {n:,}" for ext, n in list(self.files_by_extension.items())[:8])
+        return (
+            f"<filesystem context: {self.file_count:,} files, {self.total_bytes:,} bytes ({top}); "
+            "list_files(), read_file(path), grep(pattern), get_stats() explore it>"
+        )
+
+
+def build_context(descriptor: Any, api: Any, root: str = MOUNT) -> Any:
+    """The value user code sees as `context`: the in-memory value itself, or a view of the files."""
+    kind = descriptor.kind
+
+    def text(rel: str) -> str:
+        with open(f"{root}/{rel}", encoding="utf-8") as fh:
+            return fh.read()
+
+    if kind == "text":
+        return text(descriptor.entries[0].path)
+    if kind == "list":
+        return [text(entry.path) for entry in descriptor.entries]
+    if kind == "mapping":
+        return {entry.name: text(entry.path) for entry in descriptor.entries}
+    if kind == "filesystem":
+        return ContextView(descriptor, api)
+    return None

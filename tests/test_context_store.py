@@ -1,0 +1,187 @@
+"""The context store and sources on the host: no Docker."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from orchestrator.config import ContextLimits
+from orchestrator.context.sources import FileSystemContext, InMemoryContext
+from orchestrator.context.store import ContextStore
+from orchestrator.errors import ContextLimitError, ContextPathError, InvalidInputError, PatternError
+
+
+def _tree(root: Path) -> Path:
+    (root / "src" / "pkg").mkdir(parents=True)
+    (root / "docs").mkdir()
+    (root / "src" / "main.py").write_text("import os\n\ndef main():\n    return os.getcwd()\n")
+    (root / "src" / "pkg" / "util.py").write_text("def helper(x):\n    return x * 2  # TODO speed up\n")
+    (root / "docs" / "guide.md").write_text("# Guide\nTODO: write the guide\n\nAll done.")
+    (root / "notes.txt").write_text("todo later\nTODO now\n")
+    outside = root.parent / "outside"
+    outside.mkdir(exist_ok=True)
+    (outside / "secret.txt").write_text("TODO secret")
+    (root / "escape_dir").symlink_to(outside)
+    (root / "escape_file").symlink_to(outside / "secret.txt")
+    (root / "alias.py").symlink_to("src/main.py")
+    return root
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ContextStore:
+    return ContextStore(FileSystemContext(_tree(tmp_path / "ctx")))
+
+
+def test_listing_stays_inside_the_root(store: ContextStore) -> None:
+    """Directory symlinks are not followed and file symlinks leaving the root are not listed."""
+    assert store.list_files() == ["alias.py", "docs/guide.md", "notes.txt", "src/main.py", "src/pkg/util.py"]
+    assert store.list_files("src") == ["src/main.py", "src/pkg/util.py"]
+    assert store.list_files(glob="*.py") == ["alias.py", "src/main.py", "src/pkg/util.py"]
+    with pytest.raises(ContextPathError):
+        store.list_files("../outside")
+
+
+def test_include_and_exclude_narrow_the_context(tmp_path: Path) -> None:
+    """Only included, non-excluded files exist for the API; an excluded one is refused by name."""
+    source = FileSystemContext(
+        _tree(tmp_path / "ctx"), include=["src/**/*.py", "*.md"], exclude=["src/pkg/**"]
+    )
+    narrowed = ContextStore(source)
+    assert narrowed.list_files() == ["docs/guide.md", "src/main.py"]
+    with pytest.raises(ContextPathError, match="excluded"):
+        narrowed.read("src/pkg/util.py")
+    assert narrowed.stats()["file_count"] == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        ("/etc/passwd", "absolute"),
+        ("../outside/secret.txt", "leaves"),
+        ("escape_dir/secret.txt", "leaves"),
+        ("escape_file", "leaves"),
+        ("src", "not a regular file"),
+        ("nope.txt", "no such file"),
+        ("a\x00b", "NUL"),
+    ],
+)
+def test_every_escape_is_one_error(store: ContextStore, path: str, why: str) -> None:
+    """read and file_info refuse every escape form with ContextPathError naming the path."""
+    for call in (store.read, store.file_info):
+        with pytest.raises(ContextPathError, match=why) as refused:
+            call(path)
+        assert refused.value.path == path
+
+
+def test_reads_count_and_the_budget_holds(tmp_path: Path) -> None:
+    """Every read counts; past the run's budget a read is refused, and nothing past it is returned."""
+    root = tmp_path / "ctx"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"x" * 600)
+    store = ContextStore(FileSystemContext(root), ContextLimits(max_read_bytes=1000))
+    assert store.read("a.txt") == b"x" * 600
+    assert store.read("a.txt", offset=100, length=50) == b"x" * 50
+    with pytest.raises(ContextLimitError, match="read budget"):
+        store.read("a.txt")
+    usage = store.usage
+    assert (usage.bytes_read, usage.files_read, usage.cache_hits, usage.cache_misses) == (650, 2, 2, 1)
+    store.record_reads(300, 1)  # what the sandbox read through the mount
+    assert store.remaining_read_bytes() == 50
+
+
+def test_large_files_are_refused_by_read_and_skipped_by_grep(tmp_path: Path) -> None:
+    """A file over the size limit is a clear limit error for read, and grep passes over it."""
+    root = tmp_path / "ctx"
+    root.mkdir()
+    (root / "big.log").write_text("needle\n" * 1000)
+    (root / "small.log").write_text("needle\n")
+    store = ContextStore(FileSystemContext(root), ContextLimits(max_file_bytes=100))
+    with pytest.raises(ContextLimitError, match="file limit"):
+        store.read("big.log")
+    matches, truncated = store.grep("needle")
+    assert [(m.path, m.line_number) for m in matches] == [("small.log", 1)] and not truncated
+    assert store.file_info("big.log")["lines"] is None
+
+
+def test_cache_stays_within_its_byte_budget(tmp_path: Path) -> None:
+    """Reading a context many times larger than the cache keeps the cache at or under its size."""
+    root = tmp_path / "ctx"
+    root.mkdir()
+    for i in range(60):
+        (root / f"f{i:03}.bin").write_bytes(os.urandom(100_000))
+    store = ContextStore(FileSystemContext(root), ContextLimits(cache_bytes=1_000_000))
+    for i in range(60):
+        assert len(store.read(f"f{i:03}.bin")) == 100_000
+        assert store.cache_size() <= 1_000_000
+    store.read("f059.bin")
+    assert store.usage.cache_hits == 1 and store.usage.cache_misses == 60
+
+
+@pytest.mark.parametrize(
+    "pattern", [r"TODO", r"todo|TODO", r"^\s+return", r"x \* 2", r"(?i)guide", r"\bos\b"]
+)
+def test_grep_agrees_with_re(store: ContextStore, pattern: str) -> None:
+    """grep finds exactly the (path, line number, line) triples Python's re finds in the same files."""
+    expected = []
+    for path in store.list_files():
+        text = store.source.open(path)
+        with os.fdopen(text, "rb") as fh:
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+        expected += [(path, n, line) for n, line in enumerate(lines, 1) if re.search(pattern, line)]
+    matches, truncated = store.grep(pattern)
+    assert [(m.path, m.line_number, m.line) for m in matches] == expected and not truncated
+
+
+def test_grep_caps_and_filters(store: ContextStore) -> None:
+    """max_matches cuts the list and says so; a glob narrows the files searched."""
+    matches, truncated = store.grep("TODO|todo", max_matches=2)
+    assert len(matches) == 2 and truncated
+    matches, _ = store.grep("TODO", glob="*.md")
+    assert [m.path for m in matches] == ["docs/guide.md"]
+
+
+def test_bad_and_runaway_patterns_are_pattern_errors(store: ContextStore, tmp_path: Path) -> None:
+    """An invalid regex is refused; a catastrophic one is stopped by the time limit, not the host."""
+    with pytest.raises(PatternError, match="not a valid"):
+        store.grep("(unclosed")
+    (tmp_path / "slow").mkdir()
+    (tmp_path / "slow" / "x.txt").write_text("x" * 5000 + "\n")
+    slow = ContextStore(FileSystemContext(tmp_path / "slow"), ContextLimits(regex_timeout_s=0.2))
+    with pytest.raises(PatternError, match="time|limit"):
+        slow.grep(r"(x+x+)+y")
+    assert slow.search_files(r"x\.txt") == ["x.txt"]
+
+
+@pytest.mark.parametrize(
+    ("value", "kind", "files"),
+    [
+        ("the whole text", "text", ["context.txt"]),
+        (["one", "two", "three"], "list", ["item_0000.txt", "item_0001.txt", "item_0002.txt"]),
+        ({"notes/a.md": "A", "b.txt": "B"}, "mapping", ["b.txt", "notes/a.md"]),
+    ],
+)
+def test_in_memory_contexts_are_served_as_files(value: object, kind: str, files: list[str]) -> None:
+    """A str, a list and a dict become files with the same API; the shape records how to rebuild them."""
+    source = InMemoryContext(value)  # type: ignore[arg-type]
+    store = ContextStore(source)
+    try:
+        assert store.list_files() == files
+        assert source.shape().kind == kind
+        first_name, first_path = source.shape().entries[0]
+        assert store.read(first_path).decode() == (
+            value[first_name] if isinstance(value, dict) else value[0] if isinstance(value, list) else value
+        )
+        root = source.root()
+    finally:
+        source.close()
+    assert not os.path.exists(root)
+
+
+@pytest.mark.parametrize("bad", [{"../x": "y"}, {"/abs": "y"}, {"a": 1}, 42, ["ok", 3]])
+def test_bad_in_memory_values_are_refused(bad: object) -> None:
+    """Names that escape, non-text items and other types are refused with a clear error."""
+    with pytest.raises(InvalidInputError):
+        InMemoryContext(bad)  # type: ignore[arg-type]
