@@ -1,7 +1,7 @@
 """The `rlm` command line.
 
-    rlm exec --context DIR [--runtime runc|runsc] [--memory SIZE] [--cpus N] [--timeout S] [--json]
-             (--code TEXT | --file PATH | code on stdin)
+    rlm exec --context DIR [--include GLOB]... [--exclude GLOB]... [--runtime runc|runsc]
+             [--memory SIZE] [--cpus N] [--timeout S] [--json] (--code TEXT | --file PATH | code on stdin)
 
 Exit status: 0 when the cell's status is ok, 1 for any other cell status, 2 for bad input, 3 when the
 engine or the sandbox is unavailable. Errors are one line on stderr, never a traceback.
@@ -37,6 +37,20 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("exec", help="run Python code in a fresh sandbox over a context directory")
     run.add_argument(
         "--context", required=True, metavar="DIR", help="directory mounted read-only at /context"
+    )
+    run.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only files matching this glob (gitignore rules: '*.py', 'src/**/*.py'); repeatable",
+    )
+    run.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="leave out files matching this glob; repeatable",
     )
     run.add_argument("--runtime", default="runc", help="runc (default) or runsc (gVisor)")
     run.add_argument("--memory", default="512m", help="memory limit, swap included (default 512m)")
@@ -79,7 +93,9 @@ def _limits(args: argparse.Namespace) -> SandboxLimits:
 
 async def _exec(args: argparse.Namespace, code: str, limits: SandboxLimits) -> CellResult:
     config = SandboxConfig(image=args.image, runtime=Runtime.parse(args.runtime), limits=limits)
-    async with open_sandbox(args.context, config=config) as session:
+    async with open_sandbox(
+        args.context, include=args.include, exclude=args.exclude, config=config
+    ) as session:
         return await session.run(code)
 
 

@@ -42,6 +42,7 @@ def _one_line_error(result: subprocess.CompletedProcess[str], code: int, needle:
         (["--context", "."], b"x = 1\x00", "NUL byte"),
         (["--context", ".", "--file", "/no/such/file.py"], None, "cannot read"),
         (["--context", ".", "--bogus"], None, "unrecognized arguments"),
+        (["--context", ".", "--include", "", "--code", "1"], None, "glob"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], stdin: bytes | None, needle: str) -> None:
@@ -111,3 +112,23 @@ def test_exec_plain_output_is_terminal_safe(docker_client: docker.DockerClient, 
     assert result.returncode == 1
     assert result.stdout == "red\\x1b[31m\n"
     assert "KeyError: 'k'" in result.stderr
+
+
+@pytest.mark.docker
+def test_exec_include_exclude(docker_client: docker.DockerClient, context_dir: Path) -> None:
+    """--include and --exclude narrow what list_files and read_file see."""
+    result = _rlm(
+        "exec",
+        "--context",
+        str(context_dir),
+        "--include",
+        "*.csv",
+        "--include",
+        "*.txt",
+        "--exclude",
+        "hello.txt",
+        "--code",
+        "print(list_files())",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "['sub/data.csv']\n"

@@ -150,7 +150,7 @@ def test_bad_and_runaway_patterns_are_pattern_errors(store: ContextStore, tmp_pa
     (tmp_path / "slow").mkdir()
     (tmp_path / "slow" / "x.txt").write_text("x" * 5000 + "\n")
     slow = ContextStore(FileSystemContext(tmp_path / "slow"), ContextLimits(regex_timeout_s=0.2))
-    with pytest.raises(PatternError, match="time|limit"):
+    with pytest.raises(PatternError, match="ran past its"):
         slow.grep(r"(x+x+)+y")
     assert slow.search_files(r"x\.txt") == ["x.txt"]
 

@@ -15,7 +15,14 @@ from rlm_proto.v1 import sandbox_pb2 as pb
 from rlm_proto.v1.sandbox_pb2_grpc import SandboxHostStub
 
 from .context_api import LocalReader, build_context
-from .errors import ContextPathError, HostCallError, LimitExceededError, NotAvailableError
+from .errors import (
+    ContextPathError,
+    HostCallError,
+    LimitExceededError,
+    NotAvailableError,
+    PatternError,
+    SandboxAPIError,
+)
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -113,7 +120,7 @@ class HostAPI:
         return [{"path": m.path, "line_number": m.line_number, "line": m.line} for m in response.matches]
 
     def bindings(self) -> dict[str, Callable[..., Any]]:
-        """Every name user code sees, in the paper's spelling and in AStack's."""
+        """Every name user code sees, in the paper's spelling and in AStack's, and the errors to catch."""
         snake = {
             name: getattr(self, name)
             for name in (
@@ -138,7 +145,18 @@ class HostAPI:
             "getStats": self.get_stats,
             "getFilesInDirectory": self.get_files_in_directory,
         }
-        return {**snake, **camel}
+        errors = {
+            cls.__name__: cls
+            for cls in (
+                SandboxAPIError,
+                ContextPathError,
+                PatternError,
+                LimitExceededError,
+                NotAvailableError,
+                HostCallError,
+            )
+        }
+        return {**snake, **camel, **errors}
 
 
 def _text(name: str, value: object) -> str:
@@ -153,20 +171,23 @@ def _texts(values: Sequence[str]) -> list[str]:
     return [_text("each prompt", v) for v in values]
 
 
+_ERRORS: dict[str, type[Exception]] = {
+    "ContextPathError": ContextPathError,
+    "PatternError": PatternError,
+    "LimitExceededError": LimitExceededError,
+}
+
+
 def _translate(name: str, exc: grpc.RpcError) -> Exception:
-    code = exc.code() if isinstance(exc, grpc.Call) else None
-    details = (exc.details() if isinstance(exc, grpc.Call) else None) or str(exc)
+    """The host names the error's class in trailing metadata; the status code is the fallback."""
+    if not isinstance(exc, grpc.Call):
+        return HostCallError(f"{name}() failed: {exc}")
+    code, details = exc.code(), exc.details() or ""
+    kind = next((str(v) for k, v in exc.trailing_metadata() or () if k == "x-rlm-error"), "")
     if code == grpc.StatusCode.UNIMPLEMENTED:
         return NotAvailableError(f"{name}() is not available in this session")
-    if (
-        code
-        in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED)
-        and name in _PATH_CALLS
-    ):
-        return ContextPathError(details)
+    if kind in _ERRORS:
+        return _ERRORS[kind](details)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         return LimitExceededError(f"{name}(): {details}")
     return HostCallError(f"{name}() failed: {details}")
-
-
-_PATH_CALLS = frozenset({"read_file", "list_files", "get_file_info", "get_files_in_directory", "grep"})
