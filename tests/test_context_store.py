@@ -120,16 +120,34 @@ def test_cache_stays_within_its_byte_budget(tmp_path: Path) -> None:
     assert store.usage.cache_hits == 1 and store.usage.cache_misses == 60
 
 
-@pytest.mark.parametrize(
-    "pattern", [r"TODO", r"todo|TODO", r"^\s+return", r"x \* 2", r"(?i)guide", r"\bos\b"]
-)
+GREP_PATTERNS = [
+    r"TODO",
+    r"todo|TODO",
+    r"^\s+return",
+    r"x \* 2",
+    r"(?i)guide",
+    r"\bos\b",
+    r"^$",
+    r"e$",
+    r"\AAll",
+    r"(?<=def )\w+",
+    r"done\.\Z",
+    r"\s",
+    r"[^a-z]$",
+    r"o.*o",
+    r"^#",
+    r"\n",
+]
+
+
+@pytest.mark.parametrize("pattern", GREP_PATTERNS)
 def test_grep_agrees_with_re(store: ContextStore, pattern: str) -> None:
-    """grep finds exactly the (path, line number, line) triples Python's re finds in the same files."""
+    """grep finds exactly the (path, line number, line) triples Python's re finds line by line."""
     expected = []
     for path in store.list_files():
-        text = store.source.open(path)
-        with os.fdopen(text, "rb") as fh:
-            lines = fh.read().decode("utf-8", "replace").splitlines()
+        with os.fdopen(store.source.open(path), "rb") as fh:
+            text = fh.read().decode("utf-8", "replace")
+        lines = text.split("\n")[: -1 if text.endswith("\n") else None] if text else []
         expected += [(path, n, line) for n, line in enumerate(lines, 1) if re.search(pattern, line)]
     matches, truncated = store.grep(pattern)
     assert [(m.path, m.line_number, m.line) for m in matches] == expected and not truncated

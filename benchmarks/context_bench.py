@@ -1,0 +1,138 @@
+"""Context API benchmark: read every file and grep a word, through the sandbox API and locally.
+
+    python benchmarks/context_bench.py [--repeats 5] [--out benchmarks/results/context.json]
+
+Generates a context the size of the seed's example (8,466 files, 44.63 MB; benchmarks/gen_context.py),
+then measures in one run, as medians over the repeats:
+- a sandbox program reading every file through read_file, and one grepping a word through grep;
+- the same two done by a plain local Python process;
+- the orchestrator's peak RSS growth over all of it (VmHWM, reset first), with a 10 MiB cache.
+Targets (issue 3): reading everything through the API <= 1 s and <= 3x the local program; RSS growth
+<= cache size + 30 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gen_context import generate
+
+from orchestrator.config import ContextLimits
+from orchestrator.sandbox import SandboxManager
+
+READ_ALL = """
+import time
+t = time.perf_counter()
+n = 0
+for path in list_files():
+    n += len(read_file(path))
+print(time.perf_counter() - t, n)
+"""
+GREP = """
+import time
+t = time.perf_counter()
+hits = grep(r"\\bneedle\\b", max_matches=10000)
+print(time.perf_counter() - t, len(hits))
+"""
+LOCAL = """
+import os, re, sys, time
+root = sys.argv[1]
+paths = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs]
+t = time.perf_counter()
+n = 0
+for p in paths:
+    with open(p, encoding="utf-8", errors="replace") as fh:
+        n += len(fh.read())
+read_s = time.perf_counter() - t
+t = time.perf_counter()
+word = re.compile(r"\\bneedle\\b")
+hits = 0
+for p in paths:
+    with open(p, encoding="utf-8", errors="replace") as fh:
+        hits += sum(1 for line in fh.read().splitlines() if word.search(line))
+print(read_s, time.perf_counter() - t, n, hits)
+"""
+
+
+def peak_rss_reset() -> None:
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--runtime", default="runc")
+    parser.add_argument("--out", default="benchmarks/results/context.json")
+    args = parser.parse_args()
+    limits = ContextLimits(max_read_bytes=1 << 40)  # the budget is not what is measured here
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp, "ctx")
+        planted = generate(root, 8466, 44.63, 7)
+        local = [
+            subprocess.run(
+                [sys.executable, "-c", LOCAL, str(root)], capture_output=True, text=True, check=True
+            ).stdout.split()
+            for _ in range(args.repeats + 1)
+        ][1:]
+        async with SandboxManager() as manager:
+            peak_rss_reset()
+            before = peak_rss()
+            reads, greps, cell_reads = [], [], []
+            for _ in range(args.repeats):
+                async with manager.open(root, runtime=args.runtime, context_limits=limits) as session:
+                    started = time.perf_counter()
+                    read = await session.run(READ_ALL)
+                    cell_reads.append(time.perf_counter() - started)
+                    grep = await session.run(GREP)
+                    assert read.ok and grep.ok, (read.error, grep.error)
+                    reads.append(float(read.stdout.text.split()[0]))
+                    greps.append(float(grep.stdout.text.split()[0]))
+                    assert int(grep.stdout.text.split()[1]) == planted
+            growth = peak_rss() - before
+    figures = {
+        "files": 8466,
+        "planted_matches": planted,
+        "runtime": args.runtime,
+        "api_read_all_s": statistics.median(reads),
+        "api_read_all_cell_s": statistics.median(cell_reads),
+        "local_read_all_s": statistics.median(float(r[0]) for r in local),
+        "api_grep_s": statistics.median(greps),
+        "local_grep_s": statistics.median(float(r[1]) for r in local),
+        "cache_bytes": limits.cache_bytes,
+        "orchestrator_peak_rss_growth_bytes": growth,
+        "repeats": args.repeats,
+    }
+    figures["read_ratio"] = figures["api_read_all_s"] / figures["local_read_all_s"]
+    figures["grep_ratio"] = figures["api_grep_s"] / figures["local_grep_s"]
+    print(
+        f"read every file: API {figures['api_read_all_s']:.3f} s "
+        f"(cell {figures['api_read_all_cell_s']:.3f} s), "
+        f"local {figures['local_read_all_s']:.3f} s, ratio {figures['read_ratio']:.2f}\n"
+        f"grep a word:     API {figures['api_grep_s']:.3f} s, local {figures['local_grep_s']:.3f} s, "
+        f"ratio {figures['grep_ratio']:.2f}\n"
+        f"orchestrator peak RSS growth {growth / 1e6:.1f} MB (cache {limits.cache_bytes / 1e6:.1f} MB)"
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
