@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup engine venv image test demo proto proto-check lint bench clean
+.PHONY: setup engine venv image test demo proto proto-check lint bench bench-context clean
 
 setup: engine venv image
 
@@ -45,6 +45,9 @@ lint: venv
 
 bench: setup
 	$(PY) benchmarks/sandbox_bench.py
+
+bench-context: setup
+	$(PY) benchmarks/context_bench.py
 
 clean:
 	rm -rf .build $(VENV)

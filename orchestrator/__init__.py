@@ -1,12 +1,16 @@
 """RLM orchestrator: runs model-written code in hardened, disposable Docker sandboxes."""
 
-from .config import Runtime, SandboxLimits
+from .config import ContextLimits, Runtime, SandboxLimits
+from .context import FileSystemContext, InMemoryContext
 from .errors import RLMError
 from .sandbox import CellResult, CellStatus, SandboxManager, SandboxSession, open_sandbox
 
 __all__ = [
     "CellResult",
     "CellStatus",
+    "ContextLimits",
+    "FileSystemContext",
+    "InMemoryContext",
     "RLMError",
     "Runtime",
     "SandboxLimits",
