@@ -184,14 +184,17 @@ async def test_limits_raise_in_user_code(manager: SandboxManager, context_dir: P
         assert bad.error is not None and bad.error.type == "PatternError"
 
 
-async def test_include_exclude_narrow_the_api(manager: SandboxManager, context_dir: Path) -> None:
-    """Excluded files are absent from the API (refused by name), though the mount still holds them."""
-    async with manager.open(context_dir, exclude=["sub/"]) as session:
+async def test_include_exclude_narrow_the_context(
+    manager: SandboxManager, context_dir: Path, runtime: str
+) -> None:
+    """A narrowed context is served over gRPC, not mounted: excluded files are unreachable either way."""
+    async with manager.open(context_dir, exclude=["sub/"], runtime=runtime) as session:
         result = await session.run(
-            "print(list_files())\n"
+            "import os\nprint(list_files(), read_file('hello.txt').strip(), os.listdir('/context'))\n"
             "try:\n    read_file('sub/data.csv')\nexcept ContextPathError:\n    print('refused')"
         )
-    assert result.stdout.text == "['hello.txt']\nrefused\n"
+        assert result.stdout.text == "['hello.txt'] hello from the context []\nrefused\n", result
+        assert session.usage.bytes_read == 23
 
 
 @pytest.mark.parametrize(

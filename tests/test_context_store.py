@@ -51,7 +51,7 @@ def test_include_and_exclude_narrow_the_context(tmp_path: Path) -> None:
     )
     narrowed = ContextStore(source)
     assert narrowed.list_files() == ["docs/guide.md", "src/main.py"]
-    with pytest.raises(ContextPathError, match="excluded"):
+    with pytest.raises(ContextPathError, match="no such file"):
         narrowed.read("src/pkg/util.py")
     assert narrowed.stats()["file_count"] == 2
 
@@ -87,9 +87,25 @@ def test_reads_count_and_the_budget_holds(tmp_path: Path) -> None:
     with pytest.raises(ContextLimitError, match="read budget"):
         store.read("a.txt")
     usage = store.usage
-    assert (usage.bytes_read, usage.files_read, usage.cache_hits, usage.cache_misses) == (650, 2, 2, 1)
+    # the refused read never touched the cache: it was refused on the file's size alone
+    assert (usage.bytes_read, usage.files_read, usage.cache_hits, usage.cache_misses) == (650, 2, 1, 1)
     store.record_reads(300, 1)  # what the sandbox read through the mount
     assert store.remaining_read_bytes() == 50
+
+
+def test_grep_results_count_against_the_budget(tmp_path: Path) -> None:
+    """Lines grep returns are charged to the read budget; they stop at it, then grep is refused."""
+    root = tmp_path / "ctx"
+    root.mkdir()
+    (root / "a.txt").write_text("match me\n" * 100)
+    store = ContextStore(FileSystemContext(root), ContextLimits(max_read_bytes=100))
+    matches, truncated = store.grep("match")
+    assert truncated and len(matches) == 7  # 7 x (8 bytes of line + 5 of path) = 91 fits in 100
+    assert store.usage.bytes_read == 91
+    store.record_reads(9, 0)
+    with pytest.raises(ContextLimitError, match="budget"):
+        store.grep("match")
+    assert len(ContextStore(FileSystemContext(root)).grep("match", max_matches=0)[0]) == 100
 
 
 def test_large_files_are_refused_by_read_and_skipped_by_grep(tmp_path: Path) -> None:
@@ -151,6 +167,49 @@ def test_grep_agrees_with_re(store: ContextStore, pattern: str) -> None:
         expected += [(path, n, line) for n, line in enumerate(lines, 1) if re.search(pattern, line)]
     matches, truncated = store.grep(pattern)
     assert [(m.path, m.line_number, m.line) for m in matches] == expected and not truncated
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text"),
+    [
+        (r"[^a].", "- a\n b\n"),
+        (r"\s*", "x\n\nab\n"),
+        (r"a[^z]*b", "a\nab\n"),
+        (r"^\W[^a]", "\n-- \n-"),
+        (r"x", "x"),
+        (r"^$", "\n\n"),
+        (r"b\s", "ab\nb \n"),
+    ],
+)
+def test_grep_line_semantics_on_tricky_texts(tmp_path: Path, pattern: str, text: str) -> None:
+    """Matches that could run across newlines never hide or invent a line (cases found by fuzzing)."""
+    (tmp_path / "t.txt").write_text(text)
+    store = ContextStore(FileSystemContext(tmp_path))
+    lines = text.split("\n")[: -1 if text.endswith("\n") else None]
+    expected = [n for n, line in enumerate(lines, 1) if re.search(pattern, line)]
+    assert [m.line_number for m in store.grep(pattern)[0]] == expected
+
+
+def test_grep_fuzz_agrees_with_re(tmp_path: Path) -> None:
+    """Random small patterns over random texts: grep and per-line re.search agree on every line."""
+    import random
+
+    rng = random.Random(1)
+    atoms = ["a", "b", " ", ".", r"\s", r"\W", "[^a]", "[ab]", "^", "$", r"\b", "-"]
+    for case in range(300):
+        text = "".join(rng.choice("ab -\n") for _ in range(rng.randint(0, 30)))
+        pattern = "".join(
+            rng.choice(atoms) + rng.choice(["", "*", "+", "?"]) for _ in range(rng.randint(1, 4))
+        )
+        try:
+            re.compile(pattern)
+        except re.error:
+            continue
+        (tmp_path / "t.txt").write_text(text)
+        store = ContextStore(FileSystemContext(tmp_path))
+        lines = text.split("\n")[: -1 if text.endswith("\n") else None] if text else []
+        expected = [n for n, line in enumerate(lines, 1) if re.search(pattern, line)]
+        assert [m.line_number for m in store.grep(pattern)[0]] == expected, (case, pattern, text)
 
 
 def test_grep_caps_and_filters(store: ContextStore) -> None:

@@ -70,6 +70,12 @@ def test_mounts_are_read_only_and_only_two() -> None:
     ]
 
 
+def test_a_narrowed_context_is_not_mounted() -> None:
+    """Without a context directory (a context narrowed by globs) only the socket is mounted."""
+    mounts = container_kwargs(_spec(context_dir=None))["mounts"]
+    assert [m["Target"] for m in mounts] == ["/rlm"]
+
+
 def test_environment_is_built_from_nothing() -> None:
     """The container's environment holds the socket path and token only, never the host's."""
     kw = container_kwargs(_spec())

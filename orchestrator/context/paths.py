@@ -53,30 +53,31 @@ def check_relative(path: object) -> str:
 
 
 def open_beneath(root_fd: int, path: str, *, directory: bool = False) -> int:
-    """Open `path` beneath the directory `root_fd`; return a read-only fd of a regular file (or directory)."""
+    """Open `path` beneath the directory `root_fd`; a read-only fd of a regular file (or directory).
+
+    The path is resolved to an O_PATH descriptor first and its type checked before anything is opened
+    for reading, so naming a device or a FIFO never opens it.
+    """
     check_relative(path)
     target = path or "."
-    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK  # NONBLOCK: a FIFO cannot hang us
-    fd = _openat2(root_fd, target, flags)
-    if fd is None:
-        fd = _walk(root_fd, target, flags)
+    handle = _openat2(root_fd, target)
+    if handle is None:
+        handle = _walk(root_fd, target, path)
     try:
-        mode = os.fstat(fd).st_mode
-        wanted = stat.S_ISDIR(mode) if directory else stat.S_ISREG(mode)
-        if not wanted:
-            kind = "directory" if directory else "regular file"
-            raise ContextPathError(f"not a {kind}", path=path)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+        mode = os.fstat(handle).st_mode
+        if not (stat.S_ISDIR(mode) if directory else stat.S_ISREG(mode)):
+            raise ContextPathError(f"not a {'directory' if directory else 'regular file'}", path=path)
+        flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | (os.O_DIRECTORY if directory else os.O_NONBLOCK)
+        return os.open(f"/proc/self/fd/{handle}", flags)  # reopens exactly the file resolved above
+    finally:
+        os.close(handle)
 
 
-def _openat2(root_fd: int, path: str, flags: int) -> int | None:
+def _openat2(root_fd: int, path: str) -> int | None:
     global _openat2_ok
     if _openat2_ok is False:
         return None
-    how = _OpenHow(flags=flags, mode=0, resolve=_RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)
+    how = _OpenHow(flags=os.O_PATH | os.O_CLOEXEC, mode=0, resolve=_RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)
     fd = _libc.syscall(_SYS_OPENAT2, root_fd, os.fsencode(path), ctypes.byref(how), ctypes.sizeof(how))
     if fd >= 0:
         _openat2_ok = True
@@ -88,10 +89,10 @@ def _openat2(root_fd: int, path: str, flags: int) -> int | None:
     raise _path_error(err, path)
 
 
-def _walk(root_fd: int, path: str, flags: int) -> int:
-    """Resolve one component at a time with O_NOFOLLOW, following in-root symlinks by hand."""
-    pending = [p for p in path.split("/") if p not in ("", ".")][::-1]
-    stack: list[int] = [os.dup(root_fd)]  # fds of the directories from the root down
+def _walk(root_fd: int, target: str, path: str) -> int:
+    """Resolve one component at a time as O_PATH|O_NOFOLLOW, following in-root symlinks by hand."""
+    pending = [p for p in target.split("/") if p not in ("", ".")][::-1]
+    stack: list[int] = [os.dup(root_fd)]  # O_PATH-or-better fds of the directories from the root down
     hops = 0
     try:
         while pending:
@@ -102,26 +103,30 @@ def _walk(root_fd: int, path: str, flags: int) -> int:
                 os.close(stack.pop())
                 continue
             try:
-                fd = os.open(part, flags | os.O_NOFOLLOW, dir_fd=stack[-1])
+                fd = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=stack[-1])
             except OSError as exc:
-                if exc.errno != errno.ELOOP:  # ELOOP with O_NOFOLLOW: the component is a symlink
-                    raise _path_error(exc.errno or 0, path) from None
+                raise _path_error(exc.errno or 0, path) from None
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISLNK(mode):
+                os.close(fd)
                 hops += 1
                 if hops > MAX_SYMLINK_HOPS:
-                    raise ContextPathError("too many levels of symbolic links", path=path) from None
-                link = os.readlink(part, dir_fd=stack[-1])
+                    raise ContextPathError("too many levels of symbolic links", path=path)
+                try:
+                    link = os.readlink(part, dir_fd=stack[-1])
+                except OSError as exc:
+                    raise _path_error(exc.errno or 0, path) from None
                 if link.startswith("/"):
                     raise ContextPathError(
-                        "a symlink in the path leaves the context root", path=path
-                    ) from None
+                        "the path leaves the context root (a symlink in it does)", path=path
+                    )
                 pending.extend(p for p in reversed(link.split("/")) if p not in ("", "."))
                 continue
-            if pending and not stat.S_ISDIR(os.fstat(fd).st_mode):
+            if pending and not stat.S_ISDIR(mode):
                 os.close(fd)
                 raise ContextPathError("a component of the path is not a directory", path=path)
             stack.append(fd)
-        result = stack.pop()
-        return result
+        return stack.pop()
     finally:
         for fd in stack:
             os.close(fd)

@@ -12,9 +12,9 @@ resolve, by file descriptor, to a regular file inside the root.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
-import stat
 import tempfile
 import threading
 import weakref
@@ -51,6 +51,8 @@ class ContextShape:
 class ContextSource(Protocol):
     @property
     def kind(self) -> str: ...
+    @property
+    def mountable(self) -> bool: ...  # may root() be mounted whole? False when the index hides files
     def root(self) -> str: ...  # a directory to mount read-only at /context
     def index(self) -> Sequence[FileEntry]: ...
     def lookup(self, path: str) -> FileEntry: ...
@@ -64,6 +66,11 @@ class FileSystemContext:
 
     kind = "filesystem"
 
+    @property
+    def mountable(self) -> bool:
+        """A narrowed context is not mounted: the container must not see what the patterns leave out."""
+        return not (self.include or self.exclude)
+
     def __init__(
         self,
         root: str | os.PathLike[str],
@@ -76,8 +83,11 @@ class FileSystemContext:
         for pattern in (*self.include, *self.exclude):
             globs.compile_glob(pattern)  # a bad pattern is refused now, not at the first listing
         self._lock = threading.Lock()
+        self._fd_lock = threading.Lock()
         self._entries: dict[str, FileEntry] | None = None
         self._root_fd: int | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._closed = False
 
     def root(self) -> str:
         if not os.path.isdir(self._root):
@@ -85,9 +95,13 @@ class FileSystemContext:
         return self._root
 
     def _fd(self) -> int:
-        if self._root_fd is None:
-            self._root_fd = os.open(self.root(), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        return self._root_fd
+        with self._fd_lock:
+            if self._closed:
+                raise InvalidInputError(f"the context {self._root} is closed")
+            if self._root_fd is None:
+                self._root_fd = os.open(self.root(), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                self._finalizer = weakref.finalize(self, os.close, self._root_fd)
+            return self._root_fd
 
     def index(self) -> Sequence[FileEntry]:
         return list(self._index().values())
@@ -96,8 +110,12 @@ class FileSystemContext:
         with self._lock:
             if self._entries is None:
                 found = _walk(self._fd())
-                keep = set(globs.select(found, self.include, self.exclude))
-                self._entries = {p: e for p, e in sorted(found.items()) if p in keep}
+                # A symlink counts only if its target is selected too: a link cannot reach an excluded file.
+                names = set(found) | {target for _entry, target in found.values()}
+                keep = set(globs.select(sorted(names), self.include, self.exclude))
+                self._entries = {
+                    p: entry for p, (entry, target) in sorted(found.items()) if p in keep and target in keep
+                }
             return self._entries
 
     def lookup(self, path: str) -> FileEntry:
@@ -108,7 +126,7 @@ class FileSystemContext:
         if entry is None:
             # Resolve anyway: an escape gets its own message, an unlisted file "no such file".
             os.close(paths.open_beneath(self._fd(), path))
-            raise ContextPathError("not in the context (excluded by its include/exclude patterns)", path=path)
+            raise ContextPathError("no such file in the context", path=path)  # excluded: not told apart
         return entry
 
     def open(self, path: str) -> int:
@@ -125,21 +143,31 @@ class FileSystemContext:
         )
 
     def close(self) -> None:
-        if self._root_fd is not None:
-            os.close(self._root_fd)
+        """Release the root descriptor. Safe to call twice; the context cannot be used afterwards."""
+        with self._fd_lock:
+            self._closed = True
+            if self._finalizer is not None:
+                self._finalizer()  # closes the fd exactly once
             self._root_fd = None
 
 
 class InMemoryContext:
     """A string, a list of strings, or a mapping of names to text, served as files."""
 
+    mountable = True
+
     def __init__(self, value: ContextValue) -> None:
         self.kind, self._files = _files_for(value)
+        self._lock = threading.Lock()
         self._dir: str | None = None
         self._fs: FileSystemContext | None = None
         self._cleanup: weakref.finalize | None = None
 
     def _materialised(self) -> FileSystemContext:
+        with self._lock:
+            return self._materialise_once()
+
+    def _materialise_once(self) -> FileSystemContext:
         if self._fs is None:
             self._dir = tempfile.mkdtemp(prefix="rlm-ctx-")
             self._cleanup = weakref.finalize(self, shutil.rmtree, self._dir, True)
@@ -225,35 +253,69 @@ def extension_counts(paths_: Iterable[str]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _walk(root_fd: int) -> dict[str, FileEntry]:
-    """Every regular file beneath the root, by file descriptor; directory symlinks are not followed."""
-    found: dict[str, FileEntry] = {}
-    pending: list[tuple[int, str]] = [(os.dup(root_fd), "")]
-    while pending:
-        dir_fd, prefix = pending.pop()
-        try:
-            with os.scandir(dir_fd) as entries:
-                for entry in entries:
-                    rel = f"{prefix}{entry.name}"
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            child = os.open(
-                                entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd
-                            )
-                            pending.append((child, rel + "/"))
-                        elif entry.is_file(follow_symlinks=False):
-                            st = entry.stat(follow_symlinks=False)
-                            found[rel] = FileEntry(rel, st.st_size, st.st_mtime)
-                        elif entry.is_symlink():
-                            fd = paths.open_beneath(root_fd, rel)  # kept only if it stays inside
-                            try:
-                                st = os.fstat(fd)
-                            finally:
-                                os.close(fd)
-                            if stat.S_ISREG(st.st_mode):
-                                found[rel] = FileEntry(rel, st.st_size, st.st_mtime)
-                    except (OSError, ContextPathError):
-                        continue  # unreadable, vanished, or leaving the root: not part of the context
-        finally:
-            os.close(dir_fd)
+MAX_DEPTH = 256
+
+
+def _walk(root_fd: int) -> dict[str, tuple[FileEntry, str]]:
+    """Every regular file beneath the root, by file descriptor, with the in-root path it resolves to.
+
+    Depth first, holding one open directory per level; directory symlinks are not followed; a file
+    symlink is kept only if it resolves inside the root. Running out of descriptors is an error, not a
+    silently shorter index.
+    """
+    found: dict[str, tuple[FileEntry, str]] = {}
+    root_real = os.readlink(f"/proc/self/fd/{root_fd}")
+
+    def visit(dir_fd: int, prefix: str, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            return
+        subdirs: list[str] = []
+        with os.scandir(dir_fd) as entries:
+            for entry in entries:
+                rel = f"{prefix}{entry.name}"
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        subdirs.append(entry.name)
+                    elif entry.is_file(follow_symlinks=False):
+                        st = entry.stat(follow_symlinks=False)
+                        found[rel] = (FileEntry(rel, st.st_size, st.st_mtime), rel)
+                    elif entry.is_symlink():
+                        target = _resolved_inside(root_fd, root_real, rel)
+                        if target is not None:
+                            found[rel] = target
+                except OSError as exc:
+                    if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+                        raise
+                    continue  # vanished or unreadable: not part of the context
+        for name in sorted(subdirs):
+            try:
+                child = os.open(
+                    name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd
+                )
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+                    raise
+                continue
+            try:
+                visit(child, f"{prefix}{name}/", depth + 1)
+            finally:
+                os.close(child)
+
+    visit(root_fd, "", 0)
     return found
+
+
+def _resolved_inside(root_fd: int, root_real: str, rel: str) -> tuple[FileEntry, str] | None:
+    """For a file symlink: its entry and the in-root path it resolves to, or None if it leaves."""
+    try:
+        fd = paths.open_beneath(root_fd, rel)
+    except ContextPathError:
+        return None
+    try:
+        st = os.fstat(fd)
+        real = os.readlink(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
+    if not real.startswith(root_real.rstrip("/") + "/"):
+        return None
+    return FileEntry(rel, st.st_size, st.st_mtime), real[len(root_real.rstrip("/")) + 1 :]

@@ -28,6 +28,8 @@ from .sources import ContextShape, ContextSource, FileEntry, extension_counts, n
 
 MAX_REGEX_CHARS = 4096
 MAX_LINE_CHARS = 4096  # a grep hit's line is cut to this many characters
+DEFAULT_GREP_MATCHES = 1000
+MAX_GREP_RESPONSE_BYTES = 8 * 1024**2
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +113,14 @@ class ContextStore:
         """Bytes [offset, offset+length) of a file; counts against the run's read budget."""
         if offset < 0 or (length is not None and length < 0):
             raise ContextPathError("offset and length must not be negative", path=path)
-        data = self._content(self.source.lookup(path))
+        entry = self.source.lookup(path)
+        expected = max(0, entry.size - offset) if length is None else min(length, max(0, entry.size - offset))
+        if expected > self.remaining_read_bytes():  # refuse before loading the file
+            raise ContextLimitError(
+                f"reading {path!r} would pass the run's {self.limits.max_read_bytes}-byte read budget "
+                f"({self.usage.bytes_read} bytes read so far)"
+            )
+        data = self._content(entry)
         piece = data[offset : None if length is None else offset + length]
         with self._lock:
             if self._usage.bytes_read + len(piece) > self.limits.max_read_bytes:
@@ -130,10 +139,10 @@ class ContextStore:
 
     def list_files(self, directory: str = "", glob: str = "") -> list[str]:
         prefix = normalise(directory)
-        if prefix.startswith("..") or directory.startswith("/"):
+        if prefix == ".." or prefix.startswith("../") or directory.startswith("/"):
             raise ContextPathError("the directory is outside the context root", path=directory)
         found = [e.path for e in self.source.index() if not prefix or e.path.startswith(prefix + "/")]
-        return globs.select(found, (glob,)) if glob else found
+        return globs.select(found, (glob,), timeout_s=self.limits.regex_timeout_s) if glob else found
 
     def search_files(self, pattern: str) -> list[str]:
         compiled = _compile(pattern)
@@ -167,19 +176,23 @@ class ContextStore:
             "files_by_extension": extension_counts(e.path for e in entries),
         }
 
-    def grep(self, pattern: str, glob: str = "", max_matches: int = 1000) -> tuple[list[GrepMatch], bool]:
-        """Lines matching `pattern`, in path then line order; True when the cap cut the list short.
+    def grep(self, pattern: str, glob: str = "", max_matches: int = 0) -> tuple[list[GrepMatch], bool]:
+        """Lines matching `pattern`, in path then line order; True when a cap cut the list short.
 
-        Files over the size limit are skipped; file contents come through the cache and do not count
-        against the read budget (only matching lines are returned).
+        `max_matches` 0 means the default (1000); it is capped by the limits. Files over the size limit
+        are skipped. The lines returned count against the run's read budget (the scanning does not),
+        and one response holds at most MAX_GREP_RESPONSE_BYTES of them.
         """
         compiled = _compile(pattern)
         whole = _compile(pattern, multiline=True) if _line_local(pattern) else None
-        cap = max(1, min(max_matches or self.limits.max_grep_matches, self.limits.max_grep_matches))
+        cap = min(max_matches or DEFAULT_GREP_MATCHES, self.limits.max_grep_matches)
+        room = min(MAX_GREP_RESPONSE_BYTES, self.remaining_read_bytes())
         candidates = self.list_files(glob=glob) if glob else [e.path for e in self.source.index()]
         timeout = self.limits.regex_timeout_s
         deadline = time.monotonic() + timeout  # one budget for the whole call, not per line
         matches: list[GrepMatch] = []
+        size = 0
+        truncated = False
         try:
             for path in candidates:
                 entry = self.source.lookup(path)
@@ -187,17 +200,46 @@ class ContextStore:
                     continue
                 text = self._content(entry).decode("utf-8", "replace")
                 for number, line in _matching_lines(text, compiled, whole, deadline):
-                    if len(matches) == cap:
-                        return matches, True
-                    matches.append(GrepMatch(path, number, line[:MAX_LINE_CHARS]))
+                    kept = line[:MAX_LINE_CHARS]
+                    cost = len(kept.encode("utf-8")) + len(path)
+                    if len(matches) == cap or size + cost > room:
+                        truncated = True
+                        break
+                    matches.append(GrepMatch(path, number, kept))
+                    size += cost
+                if truncated:
+                    break
         except TimeoutError:
             raise PatternError(f"the pattern ran past its {timeout:g} s limit: {pattern[:80]!r}") from None
-        return matches, False
+        if truncated and not matches and room < MAX_GREP_RESPONSE_BYTES:
+            raise ContextLimitError(f"grep: the run's {self.limits.max_read_bytes}-byte read budget is spent")
+        with self._lock:
+            self._usage += ContextUsage(bytes_read=size)
+        return matches, truncated
+
+
+# Counted repeats are expanded when a pattern compiles, and compiling has no timeout: measured here,
+# "((a{1000}){1000}){10}" takes 3 GB and 3 s. The product of every count in a pattern (as if all were
+# nested) is held under this bound; 100,000 compiles in about 40 MB.
+MAX_REPEAT_PRODUCT = 100_000
+_COUNTED_REPEAT = regex.compile(r"(?<!\\)\{(\d+)(?:,(\d*))?\}")
+
+
+def _check_repeats(pattern: str) -> None:
+    product = 1
+    for found in _COUNTED_REPEAT.finditer(pattern):
+        low, high = found.group(1), found.group(2)
+        product *= max(1, int(high) if high else int(low))
+        if product > MAX_REPEAT_PRODUCT:
+            raise PatternError(
+                f"the pattern's counted repeats ({{n}}, {{m,n}}) multiply past {MAX_REPEAT_PRODUCT:,}"
+            )
 
 
 def _compile(pattern: str, multiline: bool = False) -> Any:
     if not isinstance(pattern, str) or not pattern or len(pattern) > MAX_REGEX_CHARS:
         raise PatternError(f"a pattern must be a non-empty str of at most {MAX_REGEX_CHARS} characters")
+    _check_repeats(pattern)
     try:
         return regex.compile(pattern, regex.VERSION0 | (regex.MULTILINE if multiline else 0))
     except regex.error as exc:
@@ -240,15 +282,23 @@ def _matching_lines(
             if line_rx.search(line, timeout=_remaining(deadline)):
                 yield number, line
         return
-    number, counted_to, last_start = 1, 0, -1
-    for found in whole_rx.finditer(text, timeout=_remaining(deadline)):
+    # Search from the start of each candidate line, and after it from the start of the next line: a
+    # match running past a newline must not hide the lines it ran over. For a line-local pattern this
+    # finds every line that matches alone: the leftmost match from a line's start begins on that line
+    # whenever the line matches alone.
+    number, counted_to, pos, end_of_text = 1, 0, 0, len(text) - (1 if text.endswith("\n") else 0)
+    while pos <= end_of_text:
+        found = whole_rx.search(text, pos, timeout=_remaining(deadline))
+        if found is None:
+            return
         start = text.rfind("\n", 0, found.start()) + 1
-        if start == last_start or (start == len(text) and start > 0 and text.endswith("\n")):
-            continue
-        last_start = start
+        if start > end_of_text:
+            return
+        end = text.find("\n", start)
+        end = len(text) if end == -1 else end
         number += text.count("\n", counted_to, start)
         counted_to = start
-        end = text.find("\n", start)
-        line = text[start : end if end != -1 else len(text)]
+        line = text[start:end]
         if line_rx.search(line, timeout=_remaining(deadline)):
             yield number, line
+        pos = end + 1

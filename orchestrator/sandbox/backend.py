@@ -20,7 +20,7 @@ class SandboxSpec:
     image: str
     runtime: Runtime
     limits: SandboxLimits
-    context_dir: str  # absolute, resolved host path; mounted read-only
+    context_dir: str | None  # absolute, resolved host path mounted read-only at /context; None: no mount
     socket_dir: str  # absolute host path holding this sandbox's host socket; mounted read-only
     token: str
     owner: str  # see ownership.OwnerId

@@ -46,7 +46,11 @@ def container_kwargs(spec: SandboxSpec) -> dict[str, Any]:
         "network_mode": "none",
         "read_only": True,
         "mounts": [
-            Mount(target=CONTEXT_MOUNT, source=spec.context_dir, type="bind", read_only=True),
+            *(
+                [Mount(target=CONTEXT_MOUNT, source=spec.context_dir, type="bind", read_only=True)]
+                if spec.context_dir is not None
+                else []
+            ),
             Mount(target=SOCKET_MOUNT, source=spec.socket_dir, type="bind", read_only=True),
         ],
         "tmpfs": {"/tmp": f"rw,nosuid,nodev,noexec,size={limits.tmpfs_bytes},mode=1777"},

@@ -10,10 +10,13 @@ the runtime turns into a clear "not available" error.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hmac
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
 TOKEN_HEADER = "x-rlm-token"
 ERROR_TRAILER = "x-rlm-error"
 READ_CHUNK_BYTES = 1024**2
+CALLBACK_SLOTS = 4  # per sandbox
+_CALLBACK_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="rlm-callback")
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -99,9 +104,14 @@ class _Servicer(pb_grpc.SandboxHostServicer):
         return self._endpoint.store
 
     async def _serve(self, context: aio.ServicerContext, fn: Callable[..., T], *args: Any) -> T:
-        """Run a store call in a worker thread; refusals leave as a status plus the error's class."""
+        """Run a store call in a worker thread; refusals leave as a status plus the error's class.
+
+        A sandbox runs at most CALLBACK_SLOTS calls at once, on a pool of their own, so one sandbox's
+        greps cannot starve the others or the Docker calls.
+        """
         try:
-            return await asyncio.to_thread(fn, *args)
+            async with self._endpoint.callback_slots:
+                return await self._endpoint.in_worker(fn, *args)
         except RLMError as exc:
             code, kind = _status_for(exc)
             context.set_trailing_metadata(((ERROR_TRAILER, kind),))
@@ -194,6 +204,8 @@ class HostEndpoint:
         # anything larger is not from our runtime.
         self._max_receive = 4 * max_output_bytes + 1024**2
         self.outbox: asyncio.Queue[pb.HostMessage | None] = asyncio.Queue()
+        self.callback_slots = asyncio.Semaphore(CALLBACK_SLOTS)
+        self._inflight: set[concurrent.futures.Future[Any]] = set()
         self.attached = False
         self._server: aio.Server | None = None
         self._hello: asyncio.Future[pb.Hello] | None = None
@@ -281,12 +293,22 @@ class HostEndpoint:
         finally:
             self._pending.pop(cell_id, None)
 
+    async def in_worker(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run fn in the callback pool; stop() waits for every call still running there."""
+        future = _CALLBACK_POOL.submit(partial(fn, *args))
+        self._inflight.add(future)
+        future.add_done_callback(self._inflight.discard)
+        return await asyncio.wrap_future(future)
+
     async def stop(self, grace_s: float = 0.2) -> None:
+        """Stop serving; returns once no callback of this sandbox still runs (its store may then close)."""
         self.outbox.put_nowait(None)  # ends the stream: the runtime exits by itself
         self.mark_closed()
         if self._server is not None:
             server, self._server = self._server, None
             await server.stop(grace_s)
+        if self._inflight:  # bounded: every store call runs under the regex deadline or is plain I/O
+            await asyncio.to_thread(concurrent.futures.wait, list(self._inflight))
 
 
 def _grant_socket(path: str, uid: int | None) -> None:

@@ -145,7 +145,7 @@ class SandboxManager:
                 f"runsc needs a pids limit of at least {RUNSC_MIN_PIDS} "
                 f"(got {limits.pids}): gVisor's own threads count against it"
             )
-        context_root = await asyncio.to_thread(store.source.root)
+        context_root = await asyncio.to_thread(store.source.root) if store.source.mountable else None
         shape = await asyncio.to_thread(store.shape)  # indexes the context once, off the event loop
         if rt.value not in self._checked:
             await self._backend.check(self.config.image, rt.value)
@@ -169,7 +169,9 @@ class SandboxManager:
             spec.token,
             limits.max_output_bytes,
             store=store,
-            config=pb.SessionConfig(context=_descriptor(shape, store.limits)),
+            config=pb.SessionConfig(
+                context=_descriptor(shape, store.limits, mounted=context_root is not None)
+            ),
         )
         self._starting.add(sandbox_id)
         start: asyncio.Future[str] | None = None
@@ -292,10 +294,10 @@ def _store_for(
     return ContextStore(context, context_limits), False
 
 
-def _descriptor(shape: ContextShape, limits: ContextLimits) -> pb.ContextDescriptor:
+def _descriptor(shape: ContextShape, limits: ContextLimits, mounted: bool) -> pb.ContextDescriptor:
     return pb.ContextDescriptor(
         kind=shape.kind,
-        mounted=True,
+        mounted=mounted,
         file_count=shape.file_count,
         total_bytes=shape.total_bytes,
         files_by_extension=shape.files_by_extension,
