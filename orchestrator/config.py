@@ -89,6 +89,55 @@ class ContextLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class RLMConfig:
+    """One RLM run's models and limits. Limits live on the host: code in the sandbox cannot change them."""
+
+    root_model: str = "gpt-4o-mini"
+    sub_model: str | None = None  # None: the root model
+    max_depth: int = 1  # 1: rlm_query falls back to llm_query; 2: one level of child RLMs; ...
+    max_iterations: int = 30
+    max_subcalls: int = 500  # llm_query / rlm_query calls over the whole run, children included
+    max_tokens: int = 5_000_000  # prompt + completion, over the whole run
+    deadline_s: float = 3600.0
+    max_concurrent_subcalls: int = 16  # llm_query_batched's parallelism
+    max_output_chars: int = 20_000  # of a cell's output fed back to the model
+    recursive_llm_query: bool = False  # AStack style: llm_query itself starts a child RLM
+    allowed_models: tuple[str, ...] = ()  # models code may name, besides the root and sub models
+    prices_per_mtok: tuple[tuple[str, float, float], ...] = ()  # (model, input $, output $) per 1M tokens
+
+    def __post_init__(self) -> None:
+        _check(bool(self.root_model), "a root model is required")
+        _check(1 <= self.max_depth <= 8, f"max depth must be between 1 and 8, got {self.max_depth}")
+        _check(1 <= self.max_iterations <= 1000, "max iterations must be between 1 and 1000")
+        _check(self.max_subcalls >= 0, "max sub-calls must not be negative")
+        _check(self.max_tokens >= 1, "max tokens must be positive")
+        _check(self.deadline_s > 0, "the deadline must be positive")
+        _check(1 <= self.max_concurrent_subcalls <= 256, "max concurrent sub-calls must be in [1, 256]")
+        _check(self.max_output_chars >= 100, "max output chars must be at least 100")
+
+    @property
+    def sub(self) -> str:
+        return self.sub_model or self.root_model
+
+    def price(self, model: str) -> tuple[float, float] | None:
+        return next(((i, o) for m, i, o in self.prices_per_mtok if m == model), None)
+
+
+@dataclass(frozen=True, slots=True)
+class LLMEndpoint:
+    """Where the models are. The key itself is read from the environment by the entry point only."""
+
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    request_timeout_s: float = 120.0
+    max_retries: int = 3
+
+    def __post_init__(self) -> None:
+        _check(0 < self.request_timeout_s <= 3600, "request timeout must be in (0, 3600] s")
+        _check(0 <= self.max_retries <= 10, "max retries must be between 0 and 10")
+
+
+@dataclass(frozen=True, slots=True)
 class SandboxConfig:
     """Where sandboxes come from and how they are made: set by the operator, not by a tenant."""
 

@@ -5,6 +5,8 @@
      |    +-- ContextPathError     a path outside the context root, or not a regular readable file
      |    +-- PatternError         a regular expression or glob that cannot be used (or ran too long)
      +-- ContextLimitError         a per-run context limit (file size, bytes read) was reached
+     +-- RunLimitError             a per-run RLM limit (sub-calls, tokens, depth, deadline) was reached
+     +-- LLMError                  the model endpoint failed (after retries) or refused the request
      +-- EngineUnavailableError    the Docker engine cannot be reached, or the image is missing
      +-- SandboxError              a sandbox could not be started or used
           +-- SandboxStartError    it did not start, or its runtime never said hello
@@ -45,6 +47,27 @@ class PatternError(InvalidInputError):
 
 class ContextLimitError(RLMError):
     code = "RESOURCE_EXHAUSTED"
+
+
+class RunLimitError(RLMError):
+    code = "RESOURCE_EXHAUSTED"
+
+
+class LLMError(RLMError):
+    code = "UNAVAILABLE"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s
 
 
 class EngineUnavailableError(RLMError):

@@ -17,14 +17,14 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import grpc
 from grpc import aio
 from rlm_proto.v1 import sandbox_pb2 as pb
 from rlm_proto.v1 import sandbox_pb2_grpc as pb_grpc
 
-from ..errors import ContextLimitError, ContextPathError, PatternError, RLMError
+from ..errors import ContextLimitError, ContextPathError, PatternError, RLMError, RunLimitError
 
 if TYPE_CHECKING:
     from ..context.store import ContextStore
@@ -37,6 +37,13 @@ _CALLBACK_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="rlm-call
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+
+class SubCalls(Protocol):
+    """Who answers a sandbox's llm_query / rlm_query: the run's engine (depth and budget are its own)."""
+
+    async def llm_query(self, prompt: str, model: str, recursive: bool) -> str: ...
+    async def llm_query_batched(self, prompts: list[str], model: str, recursive: bool) -> list[str]: ...
 
 
 class SessionClosed(Exception):
@@ -167,10 +174,38 @@ class _Servicer(pb_grpc.SandboxHostServicer):
             truncated=truncated,
         )
 
-    async def _not_available(self, request: Any, context: aio.ServicerContext) -> Any:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not available in this session")
+    # -- LLM sub-calls: the run's engine answers them; depth and budget live there, not in requests --
 
-    LlmQuery = LlmQueryBatched = _not_available
+    async def _subcalls(self, context: aio.ServicerContext) -> SubCalls:
+        if self._endpoint.subcalls is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not available in this session")
+        assert self._endpoint.subcalls is not None
+        return self._endpoint.subcalls
+
+    async def _refuse(self, context: aio.ServicerContext, exc: RLMError) -> None:
+        code, kind = _status_for(exc)
+        context.set_trailing_metadata(((ERROR_TRAILER, kind),))
+        await context.abort(code, exc.message)
+
+    async def LlmQuery(
+        self, request: pb.LlmQueryRequest, context: aio.ServicerContext
+    ) -> pb.LlmQueryResponse:
+        handler = await self._subcalls(context)
+        try:
+            text = await handler.llm_query(request.prompt, request.model, request.recursive)
+        except RLMError as exc:
+            await self._refuse(context, exc)
+        return pb.LlmQueryResponse(text=text)
+
+    async def LlmQueryBatched(
+        self, request: pb.LlmQueryBatchedRequest, context: aio.ServicerContext
+    ) -> pb.LlmQueryBatchedResponse:
+        handler = await self._subcalls(context)
+        try:
+            texts = await handler.llm_query_batched(list(request.prompts), request.model, request.recursive)
+        except RLMError as exc:
+            await self._refuse(context, exc)
+        return pb.LlmQueryBatchedResponse(texts=texts)
 
 
 def _status_for(exc: RLMError) -> tuple[grpc.StatusCode, str]:
@@ -179,7 +214,7 @@ def _status_for(exc: RLMError) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.INVALID_ARGUMENT, "ContextPathError"
     if isinstance(exc, PatternError):
         return grpc.StatusCode.INVALID_ARGUMENT, "PatternError"
-    if isinstance(exc, ContextLimitError):
+    if isinstance(exc, ContextLimitError | RunLimitError):
         return grpc.StatusCode.RESOURCE_EXHAUSTED, "LimitExceededError"
     return grpc.StatusCode[exc.code], "HostCallError"
 
@@ -194,15 +229,17 @@ class HostEndpoint:
         max_output_bytes: int,
         store: ContextStore | None = None,
         config: pb.SessionConfig | None = None,
+        subcalls: SubCalls | None = None,
     ) -> None:
         self.socket_path = socket_path
         self.store = store
+        self.subcalls = subcalls
         self._config = config
         self._token = token
         self._max_output_bytes = max_output_bytes
-        # A result holds four capped texts (stdout, stderr, final, traceback) and a short message;
-        # anything larger is not from our runtime.
-        self._max_receive = 4 * max_output_bytes + 1024**2
+        # A result holds four capped texts (stdout, stderr, final, traceback) and a short message, and a
+        # batch of sub-call prompts may be tens of MB; anything larger is not from our runtime.
+        self._max_receive = max(4 * max_output_bytes + 1024**2, 32 * 1024**2)
         self.outbox: asyncio.Queue[pb.HostMessage | None] = asyncio.Queue()
         self.callback_slots = asyncio.Semaphore(CALLBACK_SLOTS)
         self._inflight: set[concurrent.futures.Future[Any]] = set()

@@ -22,7 +22,7 @@ from ..context.store import ContextStore
 from ..errors import InvalidInputError, SandboxClosedError, SandboxStartError
 from .backend import LABEL_OWNER, LABEL_SANDBOX, SandboxBackend, SandboxSpec
 from .docker_backend import SOCKET_NAME, DockerBackend
-from .host_server import HostEndpoint
+from .host_server import HostEndpoint, SubCalls
 from .ownership import OwnerId, is_orphan
 from .session import SandboxSession
 
@@ -89,6 +89,7 @@ class SandboxManager:
         context_limits: ContextLimits | None = None,
         runtime: Runtime | str | None = None,
         limits: SandboxLimits | None = None,
+        subcalls: SubCalls | None = None,
     ) -> AsyncIterator[SandboxSession]:
         """Start a sandbox over a context (mounted read-only at /context) and destroy it on exit.
 
@@ -104,6 +105,7 @@ class SandboxManager:
             context_limits=context_limits,
             runtime=runtime,
             limits=limits,
+            subcalls=subcalls,
         )
         try:
             yield session
@@ -120,10 +122,12 @@ class SandboxManager:
         context_limits: ContextLimits | None = None,
         runtime: Runtime | str | None = None,
         limits: SandboxLimits | None = None,
+        subcalls: SubCalls | None = None,
     ) -> SandboxSession:
+        """Start a sandbox (see open()); `subcalls` answers its llm_query / rlm_query calls."""
         store, owns_source = _store_for(context, include, exclude, store, context_limits)
         try:
-            return await self._start(store, owns_source, runtime, limits)
+            return await self._start(store, owns_source, runtime, limits, subcalls)
         except BaseException:
             if owns_source:
                 store.source.close()
@@ -135,6 +139,7 @@ class SandboxManager:
         owns_source: bool,
         runtime: Runtime | str | None,
         limits: SandboxLimits | None,
+        subcalls: SubCalls | None,
     ) -> SandboxSession:
         if self._closed:
             raise SandboxClosedError("the sandbox manager is closed")
@@ -169,6 +174,7 @@ class SandboxManager:
             spec.token,
             limits.max_output_bytes,
             store=store,
+            subcalls=subcalls,
             config=pb.SessionConfig(
                 context=_descriptor(shape, store.limits, mounted=context_root is not None)
             ),

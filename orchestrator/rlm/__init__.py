@@ -1,0 +1,30 @@
+"""The RLM engine: the root loop, sub-calls and recursion, events, trajectories, and RLMAgent."""
+
+from .agent import RLMAgent, RLMResult
+from .events import (
+    CellFinished,
+    CodeStarted,
+    Event,
+    FinalAnswer,
+    IterationStarted,
+    ModelText,
+    RunError,
+    SubCallFinished,
+    SubCallStarted,
+)
+from .trajectory import Trajectory
+
+__all__ = [
+    "CellFinished",
+    "CodeStarted",
+    "Event",
+    "FinalAnswer",
+    "IterationStarted",
+    "ModelText",
+    "RLMAgent",
+    "RLMResult",
+    "RunError",
+    "SubCallFinished",
+    "SubCallStarted",
+    "Trajectory",
+]

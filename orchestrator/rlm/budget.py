@@ -1,0 +1,52 @@
+"""A run's budget: iterations, sub-calls, tokens and the wall clock. Pure, with an injected clock.
+
+One budget serves a whole run, its child RLMs included; only the host touches it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from ..config import RLMConfig
+from ..errors import RunLimitError
+from ..llm.types import Usage
+
+
+class RunBudget:
+    def __init__(self, config: RLMConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self._config = config
+        self._clock = clock
+        self._started = clock()
+        self._lock = threading.Lock()
+        self.subcalls = 0
+        self.usage = Usage()
+
+    def elapsed(self) -> float:
+        return self._clock() - self._started
+
+    def remaining_s(self) -> float:
+        return self._config.deadline_s - self.elapsed()
+
+    def exhausted(self) -> str | None:
+        """The limit that ends the run now, if any: 'max_tokens' or 'deadline'."""
+        if self.usage.total >= self._config.max_tokens:
+            return "max_tokens"
+        if self.remaining_s() <= 0:
+            return "deadline"
+        return None
+
+    def take_subcall(self) -> None:
+        """Count one sub-call, or refuse it with the limit that stops it."""
+        with self._lock:
+            reason = self.exhausted()
+            if reason is not None:
+                raise RunLimitError(f"the run's {reason.replace('_', ' ')} limit is reached")
+            if self.subcalls >= self._config.max_subcalls:
+                raise RunLimitError(f"the run's limit of {self._config.max_subcalls} sub-calls is reached")
+            self.subcalls += 1
+
+    def add(self, usage: Usage) -> None:
+        with self._lock:
+            self.usage = self.usage + usage

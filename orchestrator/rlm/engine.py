@@ -1,0 +1,364 @@
+"""The RLM driver: the one place that awaits the model and the sandbox.
+
+Prompt building, reply parsing and budget checks are plain functions (prompts, parsing, budget); this
+module only sequences them. A run has one context store, one budget and one sub-call record shared by
+the root and its child RLMs; each level gets a sandbox of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..config import RLMConfig, SandboxLimits
+from ..context.store import ContextStore
+from ..errors import InvalidInputError, LLMError, RLMError, RunLimitError, SandboxError
+from ..llm.types import LLMProvider, Message, Usage
+from ..sandbox import CellResult, CellStatus, SandboxManager, SandboxSession
+from . import prompts
+from .budget import RunBudget
+from .events import (
+    CellFinished,
+    CodeStarted,
+    Event,
+    IterationStarted,
+    ModelText,
+    SubCallFinished,
+    SubCallStarted,
+)
+from .parsing import code_blocks, prose_final
+from .trajectory import CellRecord, IterationRecord, RunMetadata, SubCallRecord, Trajectory
+
+Emit = Callable[[Event], None]
+_DIED = (CellStatus.TIMEOUT, CellStatus.OOM, CellStatus.KILLED)
+
+
+@dataclass
+class _Level:
+    """One RLM level's own record (the root, or one child)."""
+
+    depth: int
+    label: str
+    iterations: list[IterationRecord] = field(default_factory=list)
+    codegen_s: float = 0.0
+    repl_s: float = 0.0
+    code_chars: int = 0
+    usage: Usage = field(default_factory=Usage)
+
+
+class Run:
+    """The state one run shares across its levels, and the loop each level runs."""
+
+    def __init__(
+        self,
+        config: RLMConfig,
+        provider: LLMProvider,
+        manager: SandboxManager,
+        store: ContextStore,
+        *,
+        emit: Emit | None = None,
+        stream: bool = False,
+        runtime: str | None = None,
+        limits: SandboxLimits | None = None,
+    ) -> None:
+        self.config = config
+        self.provider = provider
+        self.manager = manager
+        self.store = store
+        self.budget = RunBudget(config)
+        self.emit: Emit = emit or (lambda event: None)
+        self.stream = stream
+        self.runtime = runtime
+        self.limits = limits
+        self.subcalls: list[SubCallRecord] = []
+        self.children: list[Trajectory] = []
+        self.sandbox_starts = 0
+        self.deepest = 0
+        self._ids = itertools.count(1)
+        self.slots = asyncio.Semaphore(config.max_concurrent_subcalls)
+        self.started = time.perf_counter()
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    async def _open(self, level: _Level) -> SandboxSession:
+        self.sandbox_starts += 1
+        return await self.manager.start_session(
+            store=self.store, runtime=self.runtime, limits=self.limits, subcalls=SubCallHandler(self, level)
+        )
+
+    async def level(self, query: str, depth: int, label: str, model: str) -> Trajectory:
+        """Run one RLM level to its end; never raises for what the model or its code does."""
+        self.deepest = max(self.deepest, depth)
+        level = _Level(depth, label)
+        answer: str | None = None
+        status, error = "max_iterations", None
+        session: SandboxSession | None = None
+        try:
+            async with asyncio.timeout(max(self.budget.remaining_s(), 0.001)):
+                session = await self._open(level)
+                answer, status, session = await self._iterate(query, level, model, session)
+        except TimeoutError:
+            status, error = "deadline", f"the run's {self.config.deadline_s:g} s deadline passed"
+        except RunLimitError as exc:
+            status, error = "limit", exc.message
+        except LLMError as exc:
+            status, error = "llm_error", exc.message
+        except SandboxError as exc:
+            status, error = "sandbox_error", exc.message
+        finally:
+            if session is not None:
+                await asyncio.shield(self.manager.close_session(session))
+        return self._trajectory(query, answer, status, error, level)
+
+    async def _iterate(
+        self, query: str, level: _Level, model: str, session: SandboxSession
+    ) -> tuple[str | None, str, SandboxSession]:
+        shape = await asyncio.to_thread(self.store.shape)
+        messages = [
+            Message(
+                "system",
+                prompts.system_prompt(
+                    shape,
+                    depth=level.depth,
+                    max_depth=self.config.max_depth,
+                    max_output=self.config.max_output_chars,
+                ),
+            ),
+            Message("user", prompts.query_message(query)),
+        ]
+        for index in range(1, self.config.max_iterations + 1):
+            reason = self.budget.exhausted()
+            if reason is not None:
+                return None, reason, session
+            self.emit(IterationStarted(index, level.depth, time.perf_counter() - self.started))
+            reply = await self._ask(messages, model, level)
+            messages.append(Message("assistant", reply))
+            results, answer, session = await self._run_blocks(reply, level, session)
+            if answer is None and (found := prose_final(reply)) is not None:
+                answer = (
+                    found.text if found.text is not None else await _read_var(session, found.variable or "")
+                )
+            level.iterations[-1:] = [_with_cells(level.iterations[-1], results)] if level.iterations else []
+            if answer is not None:
+                return answer, "completed", session
+            feedback = (
+                prompts.cell_feedback(results, self.config.max_output_chars) if results else prompts.NO_CODE
+            )
+            messages.append(Message("user", feedback))
+        forced = await self._ask([*messages, Message("user", prompts.FORCE_FINAL)], model, level)
+        found = prose_final(forced)
+        return (found.text if found and found.text is not None else forced.strip()), "max_iterations", session
+
+    async def _ask(self, messages: list[Message], model: str, level: _Level) -> str:
+        on_text = (lambda piece: self.emit(ModelText(piece, level.depth))) if self.stream else None
+        completion = await self.provider.complete(messages, model=model, on_text=on_text)
+        self.budget.add(completion.usage)
+        level.usage = level.usage + completion.usage
+        level.codegen_s += completion.duration_s
+        level.iterations.append(
+            IterationRecord(
+                len(level.iterations) + 1,
+                level.depth,
+                completion.text,
+                (),
+                completion.usage.prompt_tokens,
+                completion.usage.completion_tokens,
+                completion.duration_s,
+                0.0,
+            )
+        )
+        return completion.text
+
+    async def _run_blocks(
+        self, reply: str, level: _Level, session: SandboxSession
+    ) -> tuple[list[tuple[str, CellResult]], str | None, SandboxSession]:
+        results: list[tuple[str, CellResult]] = []
+        for code in code_blocks(reply):
+            self.emit(CodeStarted(code, level.depth))
+            level.code_chars += len(code)
+            started = time.perf_counter()
+            result = await session.run(code)
+            level.repl_s += time.perf_counter() - started
+            results.append((code, result))
+            self.emit(CellFinished(_cell_record(code, result), level.depth))
+            if result.status in _DIED:  # its variables are gone; the model is told, a fresh one waits
+                await self.manager.close_session(session)
+                session = await self._open(level)
+            if result.final is not None:
+                return results, result.final, session
+        return results, None, session
+
+    def _trajectory(
+        self, query: str, answer: str | None, status: str, error: str | None, level: _Level
+    ) -> Trajectory:
+        usage = self.store.usage
+        shape = self.store.source.shape()
+        mine = [s for s in self.subcalls if s.parent == level.label] if level.depth else list(self.subcalls)
+        run_usage = self.budget.usage if level.depth == 0 else level.usage
+        metadata = RunMetadata(
+            status=status,
+            max_depth=self.config.max_depth,
+            actual_depth=self.deepest if level.depth == 0 else level.depth,
+            iterations=len(level.iterations),
+            subcall_count=len(mine),
+            total_s=time.perf_counter() - self.started,
+            codegen_s=level.codegen_s,
+            repl_s=level.repl_s,
+            context_bytes=shape.total_bytes,
+            context_files=shape.file_count,
+            generated_code_chars=level.code_chars,
+            prompt_tokens=run_usage.prompt_tokens,
+            completion_tokens=run_usage.completion_tokens,
+            cost_usd=self._cost() if level.depth == 0 else None,
+            bytes_read=usage.bytes_read,
+            files_read=usage.files_read,
+            cache_hit_rate=usage.cache_hit_rate,
+            sandbox_starts=self.sandbox_starts,
+        )
+        return Trajectory(
+            query,
+            answer,
+            status,
+            error,
+            metadata,
+            tuple(level.iterations),
+            tuple(mine),
+            tuple(self.children) if level.depth == 0 else (),
+        )
+
+    def _cost(self) -> float | None:
+        """Dollars, where every model used has a configured price; None otherwise."""
+        per_model: dict[str, Usage] = {}
+        for record in self.subcalls:
+            if record.kind == "llm":
+                per_model[record.model] = per_model.get(record.model, Usage()) + Usage(
+                    record.prompt_tokens, record.completion_tokens
+                )
+        sub_total = sum((u for u in per_model.values()), Usage())
+        root = Usage(
+            self.budget.usage.prompt_tokens - sub_total.prompt_tokens,
+            self.budget.usage.completion_tokens - sub_total.completion_tokens,
+        )
+        per_model[self.config.root_model] = per_model.get(self.config.root_model, Usage()) + root
+        total = 0.0
+        for model, used in per_model.items():
+            price = self.config.price(model)
+            if price is None:
+                return None
+            total += used.prompt_tokens / 1e6 * price[0] + used.completion_tokens / 1e6 * price[1]
+        return round(total, 6)
+
+
+class SubCallHandler:
+    """Answers one level's llm_query / rlm_query. Depth, budget and models are the host's, not the code's."""
+
+    def __init__(self, run: Run, level: _Level) -> None:
+        self._run = run
+        self._level = level
+
+    def _model(self, requested: str) -> str:
+        config = self._run.config
+        if not requested:
+            return config.sub
+        allowed = {config.root_model, config.sub, *config.allowed_models}
+        if requested not in allowed:
+            raise InvalidInputError(
+                f"model {requested!r} is not allowed here (allowed: {', '.join(sorted(allowed))})"
+            )
+        return requested
+
+    async def llm_query(self, prompt: str, model: str, recursive: bool) -> str:
+        run, level = self._run, self._level
+        chosen = self._model(model)
+        recursive = recursive or run.config.recursive_llm_query
+        run.budget.take_subcall()
+        call_id = run.next_id()
+        deeper = recursive and level.depth + 1 < run.config.max_depth
+        kind = "rlm" if deeper else "llm"
+        run.emit(SubCallStarted(call_id, kind, level.depth + 1, len(prompt)))
+        started = time.perf_counter()
+        usage, error, text = Usage(), None, ""
+        try:
+            if deeper:
+                child = await run.level(prompt, level.depth + 1, f"rlm-{call_id}", chosen)
+                run.children.append(child)
+                usage = Usage(child.metadata.prompt_tokens, child.metadata.completion_tokens)
+                if child.answer is None:
+                    error = f"the sub-agent ended without an answer ({child.status}: {child.error})"
+                    raise RunLimitError(error) if child.status == "limit" else LLMError(error)
+                text = child.answer
+            else:
+                completion = await run.provider.complete([Message("user", prompt)], model=chosen)
+                run.budget.add(completion.usage)
+                usage, text = completion.usage, completion.text
+            return text
+        except RLMError as exc:
+            error = exc.message
+            raise
+        finally:
+            record = SubCallRecord(
+                call_id,
+                level.label,
+                level.depth + 1,
+                kind,
+                chosen,
+                len(prompt),
+                len(text),
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                time.perf_counter() - started,
+                error,
+            )
+            run.subcalls.append(record)
+            run.emit(SubCallFinished(record))
+
+    async def llm_query_batched(self, prompts_: list[str], model: str, recursive: bool) -> list[str]:
+        """Concurrent, bounded by the run's limit, in order; a failed item is an 'Error: ...' string."""
+
+        async def one(prompt: str) -> str:
+            async with self._run.slots:
+                try:
+                    return await self.llm_query(prompt, model, recursive)
+                except RLMError as exc:
+                    return f"Error: {exc.message}"
+
+        self._model(model)  # a bad model fails the whole call, as a bad argument should
+        return list(await asyncio.gather(*(one(p) for p in prompts_)))
+
+
+async def _read_var(session: SandboxSession, name: str) -> str | None:
+    result = await session.run(f"FINAL_VAR({name!r})")
+    return result.final
+
+
+def _cell_record(code: str, result: CellResult) -> CellRecord:
+    error = None
+    if result.error is not None:
+        error = result.error.traceback or f"{result.error.type}: {result.error.message}"
+    return CellRecord(
+        code,
+        result.status.value,
+        result.stdout.text,
+        result.stderr.text,
+        error,
+        result.final,
+        result.duration_s,
+    )
+
+
+def _with_cells(record: IterationRecord, results: list[tuple[str, CellResult]]) -> IterationRecord:
+    cells = tuple(_cell_record(code, result) for code, result in results)
+    return IterationRecord(
+        record.index,
+        record.depth,
+        record.reply,
+        cells,
+        record.prompt_tokens,
+        record.completion_tokens,
+        record.model_s,
+        sum(r.duration_s for _c, r in results),
+    )

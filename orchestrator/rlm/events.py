@@ -1,0 +1,71 @@
+"""Typed events a run emits as it goes (RLMAgent.run_stream yields them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .trajectory import CellRecord, SubCallRecord, Trajectory
+
+
+@dataclass(frozen=True, slots=True)
+class IterationStarted:
+    index: int
+    depth: int
+    elapsed_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ModelText:
+    """A piece of the root model's reply, as it streams."""
+
+    text: str
+    depth: int
+
+
+@dataclass(frozen=True, slots=True)
+class CodeStarted:
+    code: str
+    depth: int
+
+
+@dataclass(frozen=True, slots=True)
+class CellFinished:
+    cell: CellRecord
+    depth: int
+
+
+@dataclass(frozen=True, slots=True)
+class SubCallStarted:
+    id: int
+    kind: str
+    depth: int
+    prompt_chars: int
+
+
+@dataclass(frozen=True, slots=True)
+class SubCallFinished:
+    record: SubCallRecord
+
+
+@dataclass(frozen=True, slots=True)
+class FinalAnswer:
+    answer: str | None
+    status: str
+    trajectory: Trajectory
+
+
+@dataclass(frozen=True, slots=True)
+class RunError:
+    message: str
+
+
+Event = (
+    IterationStarted
+    | ModelText
+    | CodeStarted
+    | CellFinished
+    | SubCallStarted
+    | SubCallFinished
+    | FinalAnswer
+    | RunError
+)

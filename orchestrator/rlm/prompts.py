@@ -1,0 +1,100 @@
+"""The messages the root model sees. Pure: the context's shape goes in, never its content."""
+
+from __future__ import annotations
+
+from ..context.sources import ContextShape
+from ..sandbox.results import CellResult, CellStatus
+
+SYSTEM = """You answer a query about a context that is too large to read at once. You cannot see it.
+You work in a Python REPL that holds it: write code in ```repl blocks, and you will see what the code
+prints. Variables persist between blocks and turns.
+
+The context: {shape}
+
+In the REPL:
+- `context`: {context_help}
+- list_files(directory="", glob=""), read_file(path, offset=0, length=None), grep(pattern, glob=None,
+  max_matches=1000) -> [{{path, line_number, line}}], search_files(regex), get_file_info(path),
+  get_stats(), get_files_in_directory(dir) (also spelled listFiles, readFile, ...).
+- llm_query(prompt, model=None) -> str asks a language model (it can read about {sub_chars:,} characters
+  at once); llm_query_batched(prompts) -> list[str] asks many at once, in parallel: prefer it for many
+  chunks. {recursion}
+- print() what you need to see; long output is cut to {max_output:,} characters.
+- SHOW_VARS() lists your variables.
+
+Explore the context with code, delegate reading large parts to llm_query, and build the answer in
+variables. When done, end with FINAL(answer) or FINAL_VAR(variable_name) in a ```repl block (or set
+answer["content"] and answer["ready"] = True). Do not guess: check with code first.
+"""
+
+RLM_HELP = (
+    "rlm_query(prompt) / rlm_query_batched(prompts) start a sub-agent with its own REPL over the same "
+    "context, for sub-questions that need exploring ({levels} more level(s) allowed)."
+)
+NO_RLM_HELP = "rlm_query(prompt) behaves like llm_query here (no deeper levels)."
+
+FORCE_FINAL = (
+    "You have used every iteration. Answer the query now with what you know, as FINAL(your answer) "
+    "on a line of its own."
+)
+NO_CODE = "Your reply had no ```repl block and no FINAL(...). Continue with code, or end with FINAL(answer)."
+
+
+def describe(shape: ContextShape) -> str:
+    kinds = ", ".join(f"{ext} {n:,}" for ext, n in list(shape.files_by_extension.items())[:10])
+    if shape.kind == "text":
+        return f"one text of {shape.total_bytes:,} bytes (`context` is that str)"
+    if shape.kind == "list":
+        return f"a list of {shape.file_count:,} texts, {shape.total_bytes:,} bytes in all"
+    if shape.kind == "mapping":
+        return f"a dict of {shape.file_count:,} named texts, {shape.total_bytes:,} bytes in all"
+    return f"a directory of {shape.file_count:,} files, {shape.total_bytes:,} bytes ({kinds})"
+
+
+def context_help(shape: ContextShape) -> str:
+    return {
+        "text": "the whole text, a str",
+        "list": "a list of str",
+        "mapping": "a dict of name -> str",
+    }.get(shape.kind, "a lazy view of the files: len(context), context.files, context[path]")
+
+
+def system_prompt(
+    shape: ContextShape, *, depth: int, max_depth: int, max_output: int, query_note: str = ""
+) -> str:
+    levels = max_depth - depth - 1
+    recursion = RLM_HELP.format(levels=levels) if levels > 0 else NO_RLM_HELP
+    return SYSTEM.format(
+        shape=describe(shape),
+        context_help=context_help(shape),
+        sub_chars=400_000,
+        recursion=recursion,
+        max_output=max_output,
+    ) + (f"\n{query_note}\n" if query_note else "")
+
+
+def query_message(query: str) -> str:
+    return f"The query: {query}\n\nStart by looking at the context's structure with code."
+
+
+def cell_feedback(code_results: list[tuple[str, CellResult]], max_chars: int) -> str:
+    """What the model sees after its code ran: each block's output, cut to the limit with a note."""
+    parts = []
+    for index, (_code, result) in enumerate(code_results, 1):
+        body = result.stdout.text
+        if result.stderr.text:
+            body += ("\n" if body else "") + result.stderr.text
+        if result.error is not None:
+            body += ("\n" if body else "") + (
+                result.error.traceback or f"{result.error.type}: {result.error.message}"
+            )
+        if result.status not in (CellStatus.OK, CellStatus.ERROR):
+            body += (
+                f"\n[the sandbox ended: {result.status.value}; its variables are lost, a fresh one is ready]"
+            )
+        if result.stdout.truncated:
+            body += f"\n[output cut by the sandbox: {result.stdout.total_bytes:,} bytes were written]"
+        if len(body) > max_chars:
+            body = body[:max_chars] + f"\n[output truncated: {len(body):,} characters, showing {max_chars:,}]"
+        parts.append(f"Output of block {index}:\n{body or '(no output)'}")
+    return "\n\n".join(parts)

@@ -1,0 +1,261 @@
+"""The RLM engine end to end: a scripted OpenAI-compatible server, the real openai client, real sandboxes."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from orchestrator import LLMEndpoint, RLMAgent, RLMConfig
+from orchestrator.rlm import (
+    CellFinished,
+    CodeStarted,
+    FinalAnswer,
+    IterationStarted,
+    ModelText,
+    SubCallFinished,
+    SubCallStarted,
+    Trajectory,
+)
+from orchestrator.rlm.prompts import FORCE_FINAL
+
+from .fake_llm import FakeLLM, Reply, Script, Seen, repl
+
+pytestmark = pytest.mark.docker
+KEY = "sk-test-DO-NOT-LEAK-4242"
+
+
+def _agent(fake: FakeLLM, **config: Any) -> RLMAgent:
+    runtime = config.pop("runtime", "runc")
+    cfg = RLMConfig(root_model="root-m", sub_model="sub-m", **config)
+    return RLMAgent(cfg, endpoint=LLMEndpoint(base_url=fake.url, max_retries=2), api_key=KEY, runtime=runtime)
+
+
+def _is_root(seen: Seen) -> bool:
+    return seen.body["model"] == "root-m"
+
+
+def _by_turn(replies: list[str | Reply]) -> Script:
+    """Root replies in order; a sub-call (model sub-m) echoes its prompt."""
+    turn = iter(replies)
+
+    def script(seen: Seen, index: int) -> Reply | str:
+        if not _is_root(seen):
+            return f"echo:{seen.last_user}"
+        return next(turn)
+
+    return script
+
+
+async def _run(
+    script: Script, context: Any, query: str = "the question", **config: Any
+) -> tuple[Any, FakeLLM]:
+    with FakeLLM(script) as fake:
+        agent = _agent(fake, **config)
+        try:
+            result = await agent.run(context=context, query=query)
+        finally:
+            await agent.aclose()
+    return result, fake
+
+
+async def test_iterations_feed_output_back(docker_client: docker.DockerClient, context_dir: Path) -> None:
+    """Each cell's output is the next user message; the run ends when code calls FINAL."""
+    script = _by_turn(
+        [
+            repl("size = len(read_file('hello.txt'))\nprint('SIZE', size)"),
+            repl("print('files', len(list_files()))"),
+            repl("FINAL(size)"),
+        ]
+    )
+    result, fake = await _run(script, context_dir)
+    assert result.status == "completed" and result.answer == "23"
+    assert "SIZE 23" in fake.requests[1].last_user and "files 2" in fake.requests[2].last_user
+    assert result.metadata.iterations == 3 and result.metadata.sandbox_starts == 1
+    assert "2 files" in fake.requests[0].system and "hello from the context" not in fake.requests[0].system
+    assert result.metadata.bytes_read == 23 and result.metadata.prompt_tokens == 30
+
+
+@pytest.mark.parametrize(
+    ("reply", "answer"),
+    [
+        (repl("answer['content'] = 'by dict'\nanswer['ready'] = True"), "by dict"),
+        (repl("FINAL('by call')"), "by call"),
+        (repl("result = 'by variable'\nFINAL_VAR('result')"), "by variable"),
+        (repl("result = 'by prose variable'") + "\nFINAL_VAR(result)\n", "by prose variable"),
+        ("I know it.\nFINAL(by prose)\n", "by prose"),
+    ],
+)
+async def test_every_way_of_ending(
+    docker_client: docker.DockerClient, context_dir: Path, reply: str, answer: str
+) -> None:
+    """The answer dict, FINAL, FINAL_VAR (in code and in prose) and FINAL(...) in the reply all end a run."""
+    result, _ = await _run(_by_turn([reply]), context_dir)
+    assert (result.status, result.answer) == ("completed", answer)
+
+
+async def test_traceback_is_fed_back_and_the_run_recovers(
+    docker_client: docker.DockerClient, context_dir: Path
+) -> None:
+    """An exception's traceback goes back to the model, and the loop goes on."""
+    result, fake = await _run(_by_turn([repl("x = 1 / 0"), repl("FINAL('recovered')")]), context_dir)
+    assert result.answer == "recovered"
+    assert "ZeroDivisionError" in fake.requests[1].last_user
+    assert result.trajectory.iterations[0].cells[0].status == "error"
+
+
+async def test_batched_subcalls_run_concurrently_in_order(
+    docker_client: docker.DockerClient, context_dir: Path
+) -> None:
+    """llm_query_batched overlaps its requests at the server and returns answers in prompt order."""
+
+    def script(seen: Seen, index: int) -> Reply | str:
+        if _is_root(seen):
+            return repl("r = llm_query_batched([f'p{i}' for i in range(8)])\nFINAL(','.join(r))")
+        return Reply(f"echo:{seen.last_user}", delay_s=0.3)
+
+    result, fake = await _run(script, context_dir)
+    assert result.answer == ",".join(f"echo:p{i}" for i in range(8))
+    assert fake.max_in_flight >= 4
+    assert result.metadata.subcall_count == 8
+    assert {s.kind for s in result.trajectory.subcalls} == {"llm"}
+
+
+async def test_rlm_query_at_depth_2_opens_a_nested_sandbox(
+    docker_client: docker.DockerClient, context_dir: Path, runtime: str
+) -> None:
+    """rlm_query starts a child RLM with its own sandbox over the same context (and the same store)."""
+
+    def script(seen: Seen, index: int) -> Reply | str:
+        if "child task" in seen.body["messages"][1]["content"]:
+            return repl("import os\nFINAL(read_file('hello.txt').strip() + ' ' + os.uname().nodename)")
+        return repl("FINAL(rlm_query('child task'))")
+
+    result, _ = await _run(script, context_dir, max_depth=2, runtime=runtime)
+    assert result.status == "completed" and result.answer == "hello from the context sandbox"
+    assert result.metadata.actual_depth == 1 and result.metadata.sandbox_starts == 2
+    assert [s.kind for s in result.trajectory.subcalls] == ["rlm"]
+    assert result.trajectory.children[0].answer == result.answer
+
+
+async def test_code_cannot_raise_its_depth_or_budget(
+    docker_client: docker.DockerClient, context_dir: Path
+) -> None:
+    """At max depth rlm_query is a plain completion; past the sub-call limit calls fail; models are fixed."""
+    code = """
+out = [rlm_query('deeper please')]
+try:
+    llm_query('one more')
+except LimitExceededError as e:
+    out.append('limited: ' + str(e))
+try:
+    llm_query('x', model='gpt-expensive')
+except Exception as e:
+    out.append(type(e).__name__)
+FINAL(' | '.join(out))
+"""
+    result, fake = await _run(_by_turn([repl(code)]), context_dir, max_depth=1, max_subcalls=1)
+    answer = result.answer or ""
+    assert answer.startswith("echo:deeper please | limited:") and "sub-calls" in answer
+    sub_requests = [r for r in fake.requests if not _is_root(r)]
+    assert len(sub_requests) == 1 and sub_requests[0].system == ""  # a completion, not a child RLM
+    assert result.metadata.sandbox_starts == 1
+
+
+async def test_429_then_success_is_retried(docker_client: docker.DockerClient, context_dir: Path) -> None:
+    """A rate-limited request is retried (honouring Retry-After) and the run completes."""
+    script = _by_turn([Reply(status=429, headers={"retry-after": "0"}), repl("FINAL('after retry')")])
+    result, fake = await _run(script, context_dir)
+    assert result.answer == "after retry" and len(fake.requests) == 2
+
+
+async def test_persistent_500_ends_the_run_and_keeps_the_trajectory(
+    docker_client: docker.DockerClient, context_dir: Path
+) -> None:
+    """When retries run out the run ends with llm_error, its message, and what it did so far."""
+
+    def script(seen: Seen, index: int) -> Reply | str:
+        return repl("kept = 1\nprint('did work')") if index == 0 else Reply(status=500)
+
+    result, fake = await _run(script, context_dir)
+    assert result.status == "llm_error" and result.answer is None
+    assert "500" in (result.trajectory.error or "")
+    assert result.trajectory.iterations[0].cells[0].stdout == "did work\n"
+    assert len(fake.requests) == 1 + 3  # the first turn, then one try and two retries
+
+
+async def test_no_final_ends_at_the_limit_with_a_forced_answer(
+    docker_client: docker.DockerClient, context_dir: Path
+) -> None:
+    """A model that never ends is asked once for its answer at the iteration limit."""
+
+    def script(seen: Seen, index: int) -> Reply | str:
+        return "FINAL(forced answer)" if FORCE_FINAL in seen.last_user else repl("print('still going')")
+
+    result, fake = await _run(script, context_dir, max_iterations=3)
+    assert (result.status, result.answer) == ("max_iterations", "forced answer")
+    assert len(fake.requests) == 4
+    # three turns that ran code, then the forced answer, recorded as the last turn
+    assert [len(it.cells) for it in result.trajectory.iterations] == [1, 1, 1, 0]
+
+
+async def test_api_key_stays_out_of_sandbox_logs_and_trajectory(
+    docker_client: docker.DockerClient, context_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The key reaches the endpoint and nothing else: not the sandbox, not a log line, not the trajectory."""
+    caplog.set_level(logging.DEBUG)
+    code = """
+import glob
+seen = []
+for p in glob.glob('/proc/[0-9]*/environ'):
+    try:
+        seen.append(open(p, 'rb').read().decode('utf-8', 'replace'))
+    except OSError:
+        pass
+print('\\n'.join(seen))
+"""
+    script = _by_turn([Reply(status=500), repl(code), repl("FINAL('done')")])
+    result, fake = await _run(script, context_dir)
+    assert result.answer == "done"
+    assert fake.requests[0].headers.get("authorization") == f"Bearer {KEY}"
+    assert KEY not in json.dumps(result.to_json())
+    assert KEY not in caplog.text
+    assert "RLM_SOCKET" in result.trajectory.iterations[0].cells[0].stdout  # the probe did read environ
+
+
+async def test_in_memory_context_and_trajectory_round_trip(
+    docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """A str context is the value itself in the REPL; the trajectory is written and read back whole."""
+    result, fake = await _run(_by_turn([repl("FINAL(context.upper())")]), "some long text")
+    assert result.answer == "SOME LONG TEXT"
+    assert "one text of 14 bytes" in fake.requests[0].system
+    path = tmp_path / "run.json"
+    result.trajectory.write(path)
+    assert Trajectory.read(path) == result.trajectory
+
+
+async def test_stream_yields_typed_events(docker_client: docker.DockerClient, context_dir: Path) -> None:
+    """run_stream gives iteration, model text, code, cell, sub-call events and ends with the answer."""
+    script = _by_turn([repl("FINAL(llm_query('hi'))", prose="Let me ask a sub-model about this.")])
+    with FakeLLM(script) as fake:
+        agent = _agent(fake)
+        events = [event async for event in agent.run_stream(context=context_dir, query="q")]
+        await agent.aclose()
+    kinds = [type(e) for e in events]
+    for kind in (IterationStarted, ModelText, CodeStarted, SubCallStarted, SubCallFinished, CellFinished):
+        assert kind in kinds, kind
+    assert isinstance(events[-1], FinalAnswer) and events[-1].answer == "echo:hi"
+    streamed = "".join(e.text for e in events if isinstance(e, ModelText))
+    assert streamed.startswith("Let me ask a sub-model")
+
+
+def test_run_sync_for_scripts(docker_client: docker.DockerClient, context_dir: Path) -> None:
+    """run_sync runs a whole RLM from plain synchronous code."""
+    with FakeLLM(_by_turn([repl("FINAL(sorted(list_files())[0])")])) as fake:
+        result = _agent(fake).run_sync(context=context_dir, query="first file?")
+    assert result.answer == "hello.txt"
