@@ -26,11 +26,21 @@ image: venv
 test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+DEMO_QUERY ?= Which problem occurs most often in these logs, in which service, and what does the runbook say to do about it?
+
 demo: setup
-	@echo "== rlm exec: a small analysis program over examples/sample_context (runc) =="
-	$(VENV)/bin/rlm exec --context examples/sample_context --file examples/analyze_context.py
-	@echo "== the same under gVisor (runsc) =="
-	$(VENV)/bin/rlm exec --context examples/sample_context --file examples/analyze_context.py --runtime runsc
+	@if [ -n "$$OPENAI_API_KEY$$OPENAI_BASE_URL" ]; then \
+	  echo "== rlm run over examples/sample_context =="; \
+	  $(VENV)/bin/rlm run --context examples/sample_context --query "$(DEMO_QUERY)" $(DEMO_ARGS); \
+	else \
+	  echo "No model endpoint is configured, so no RLM runs. To run one, set OPENAI_API_KEY (and"; \
+	  echo "OPENAI_BASE_URL for another OpenAI-compatible server: vLLM, Ollama, llama.cpp), then make demo."; \
+	  echo "Meanwhile, the platform at work: a program explores the same context in a sandbox."; \
+	  echo "== rlm exec (runc) =="; \
+	  $(VENV)/bin/rlm exec --context examples/sample_context --file examples/analyze_context.py; \
+	  echo "== rlm exec (runsc, gVisor) =="; \
+	  $(VENV)/bin/rlm exec --context examples/sample_context --file examples/analyze_context.py --runtime runsc; \
+	fi
 
 proto: venv
 	$(PY) proto/generate.py

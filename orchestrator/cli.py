@@ -1,5 +1,8 @@
 """The `rlm` command line.
 
+    rlm run --context DIR --query TEXT [--model M] [--sub-model M] [--base-url URL] [--max-depth N]
+            [--max-iterations N] [--runtime runc|runsc] [--json] [--stream] [--trajectory FILE]
+
     rlm exec --context DIR [--include GLOB]... [--exclude GLOB]... [--runtime runc|runsc]
              [--memory SIZE] [--cpus N] [--timeout S] [--json] (--code TEXT | --file PATH | code on stdin)
 
@@ -14,12 +17,14 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
-from .config import DEFAULT_IMAGE, Runtime, SandboxConfig, SandboxLimits, parse_size
+from .config import DEFAULT_IMAGE, RLMConfig, Runtime, SandboxConfig, SandboxLimits, parse_size
 from .errors import InvalidInputError, RLMError
+from .run_cli import run_main
 from .sandbox import CellError, CellResult, CellStatus, open_sandbox
 from .terminal import neutralise
 
@@ -58,10 +63,32 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="wall-clock limit")
     run.add_argument("--image", default=DEFAULT_IMAGE, help="sandbox image (default %(default)s)")
     run.add_argument("--json", action="store_true", help="print one JSON object with the result")
+    _add_run_parser(sub)
     source = run.add_mutually_exclusive_group()
     source.add_argument("--code", help="the code to run")
     source.add_argument("--file", metavar="PATH", help="a file holding the code to run")
     return parser
+
+
+def _add_run_parser(sub: Any) -> None:
+    rlm = sub.add_parser("run", help="answer a query over a context with a Recursive Language Model")
+    rlm.add_argument("--context", required=True, metavar="DIR", help="the directory the model explores")
+    rlm.add_argument("--query", required=True, help="the question")
+    rlm.add_argument("--model", default=RLMConfig.root_model_default(), help="root model")
+    rlm.add_argument("--sub-model", default=None, help="model for llm_query (default: the root model)")
+    rlm.add_argument(
+        "--base-url", default=None, help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL)"
+    )
+    rlm.add_argument("--max-depth", type=int, default=1, help="1: rlm_query is a plain call; 2+: child RLMs")
+    rlm.add_argument("--max-iterations", type=int, default=30)
+    rlm.add_argument("--include", action="append", default=[], metavar="GLOB")
+    rlm.add_argument("--exclude", action="append", default=[], metavar="GLOB")
+    rlm.add_argument("--runtime", default="runc", help="runc (default) or runsc (gVisor)")
+    rlm.add_argument(
+        "--json", action="store_true", help="print one object: answer, status, metadata, trajectory"
+    )
+    rlm.add_argument("--stream", action="store_true", help="show the model's text and the cells as they run")
+    rlm.add_argument("--trajectory", metavar="FILE", help="write the full trajectory (JSON) to FILE")
 
 
 def _read_code(args: argparse.Namespace, stdin: TextIO) -> str:
@@ -114,6 +141,12 @@ def _print_result(result: CellResult, out: TextIO, err: TextIO) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "run":
+        return _guarded(args, lambda: run_main(args, os.environ))
+    return _guarded(args, lambda: _exec_main(args))
+
+
+def _exec_main(args: argparse.Namespace) -> int:
     try:
         code = _read_code(args, sys.stdin)
         result = asyncio.run(_exec(args, code, _limits(args)))
@@ -121,6 +154,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             invalid = CellResult(CellStatus.INVALID, error=CellError("InvalidInput", exc.message))
             print(json.dumps(invalid.to_json()))
+        raise
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        _print_result(result, sys.stdout, sys.stderr)
+    return EXIT_OK if result.ok else EXIT_CELL_FAILED
+
+
+def _guarded(args: argparse.Namespace, body: Callable[[], int]) -> int:
+    """Every error is one line on stderr with its exit status; a traceback only with RLM_DEBUG=1."""
+    try:
+        return body()
+    except InvalidInputError as exc:
         print(f"rlm: {exc.message}", file=sys.stderr)
         return EXIT_INVALID
     except RLMError as exc:
@@ -137,11 +183,6 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_UNAVAILABLE
-    if args.json:
-        print(json.dumps(result.to_json()))
-    else:
-        _print_result(result, sys.stdout, sys.stderr)
-    return EXIT_OK if result.ok else EXIT_CELL_FAILED
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from .errors import InvalidInputError
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 DEFAULT_IMAGE = "rlm-sandbox:latest"
+DEFAULT_ROOT_MODEL = "gpt-4o-mini"
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 
@@ -92,7 +93,7 @@ class ContextLimits:
 class RLMConfig:
     """One RLM run's models and limits. Limits live on the host: code in the sandbox cannot change them."""
 
-    root_model: str = "gpt-4o-mini"
+    root_model: str = DEFAULT_ROOT_MODEL
     sub_model: str | None = None  # None: the root model
     max_depth: int = 1  # 1: rlm_query falls back to llm_query; 2: one level of child RLMs; ...
     max_iterations: int = 30
@@ -118,6 +119,10 @@ class RLMConfig:
     @property
     def sub(self) -> str:
         return self.sub_model or self.root_model
+
+    @staticmethod
+    def root_model_default() -> str:
+        return DEFAULT_ROOT_MODEL
 
     def price(self, model: str) -> tuple[float, float] | None:
         return next(((i, o) for m, i, o in self.prices_per_mtok if m == model), None)

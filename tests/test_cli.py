@@ -132,3 +132,50 @@ def test_exec_include_exclude(docker_client: docker.DockerClient, context_dir: P
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "['sub/data.csv']\n"
+
+
+@pytest.mark.docker
+def test_rlm_run_against_a_scripted_endpoint(
+    docker_client: docker.DockerClient, context_dir: Path, tmp_path: Path
+) -> None:
+    """`rlm run` reads the endpoint from the environment, shows progress, prints the answer, writes the
+    trajectory, and --json prints answer, status, metadata and trajectory."""
+    from .fake_llm import FakeLLM, repl
+
+    def script(seen: object, index: int) -> str:
+        return repl("FINAL(read_file('hello.txt').strip())")
+
+    with FakeLLM(script) as fake:
+        env = {"OPENAI_BASE_URL": fake.url, "OPENAI_API_KEY": "sk-cli-test"}
+        plain = _rlm(
+            "run",
+            "--context",
+            str(context_dir),
+            "--query",
+            "what does hello say?",
+            "--trajectory",
+            str(tmp_path / "t.json"),
+            env=env,
+        )
+        as_json = _rlm("run", "--context", str(context_dir), "--query", "again", "--json", env=env)
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout == "hello from the context\n"
+    assert "iteration 1" in plain.stderr and "status completed" in plain.stderr
+    assert json.loads((tmp_path / "t.json").read_text())["answer"] == "hello from the context"
+    seen = json.loads(as_json.stdout)
+    assert seen["status"] == "completed" and seen["answer"] == "hello from the context"
+    assert seen["metadata"]["iterations"] == 1 and seen["trajectory"]["iterations"][0]["cells"]
+    assert "sk-cli-test" not in as_json.stdout + as_json.stderr
+
+
+def test_rlm_run_without_endpoint_says_how(tmp_path: Path) -> None:
+    """With no key and no base URL, `rlm run` says how to configure one, in one line, exit 2."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    result = subprocess.run(
+        [*RLM, "run", "--context", str(tmp_path), "--query", "q"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "OPENAI_API_KEY" in result.stderr and "Traceback" not in result.stderr
