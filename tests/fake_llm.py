@@ -43,6 +43,12 @@ class Seen:
 Script = Callable[[Seen, int], Reply | str]
 
 
+class _Server(ThreadingHTTPServer):
+    # The default listen backlog of 5 drops connections when many sub-calls arrive at once, and the
+    # client's SYN retry then costs a whole second.
+    request_queue_size = 256
+
+
 class FakeLLM:
     def __init__(self, script: Script) -> None:
         self.script = script
@@ -130,7 +136,7 @@ class FakeLLM:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
