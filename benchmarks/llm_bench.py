@@ -49,8 +49,12 @@ print(json.dumps(times))
 """
     batch_code = """
 import time, json
-t = time.perf_counter(); r = llm_query_batched([f'slow {i}' for i in range(32)]); batched = time.perf_counter() - t
-t = time.perf_counter(); s = [llm_query(f'slow {i}') for i in range(32)]; sequential = time.perf_counter() - t
+t = time.perf_counter()
+r = llm_query_batched([f'slow {i}' for i in range(32)])
+batched = time.perf_counter() - t
+t = time.perf_counter()
+s = [llm_query(f'slow {i}') for i in range(32)]
+sequential = time.perf_counter() - t
 assert r == s
 print(json.dumps([batched, sequential]))
 """
@@ -88,7 +92,8 @@ print(json.dumps([batched, sequential]))
         "max_in_flight_at_server": fake.max_in_flight,
     }
     print(
-        f"llm_query overhead p50 {figures['overhead_p50_ms']:.2f} ms, p99 {figures['overhead_p99_ms']:.2f} ms "
+        f"llm_query overhead p50 {figures['overhead_p50_ms']:.2f} ms, "
+        f"p99 {figures['overhead_p99_ms']:.2f} ms "
         f"(round trip p50 {figures['round_trip_p50_ms']:.2f} ms, of which the model call "
         f"{figures['model_call_p50_ms']:.2f} ms)"
     )
