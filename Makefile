@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup engine venv image test demo proto proto-check lint bench bench-context clean
+.PHONY: setup engine venv image test demo proto proto-check lint bench bench-context bench-llm clean
 
 setup: engine venv image
 
@@ -58,6 +58,9 @@ bench: setup
 
 bench-context: setup
 	$(PY) benchmarks/context_bench.py
+
+bench-llm: setup
+	$(PY) benchmarks/llm_bench.py
 
 clean:
 	rm -rf .build $(VENV)
