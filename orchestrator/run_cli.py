@@ -43,7 +43,7 @@ class Progress:
 
     def __init__(self, out: TextIO, stream: bool) -> None:
         self._out = out
-        self._stream = stream
+        self.stream = stream
         self._subcalls = 0
         self._started = time.perf_counter()
 
@@ -56,11 +56,11 @@ class Progress:
                 f"{indent}[depth {event.depth}] iteration {event.index} · {self._subcalls} sub-calls · "
                 f"{time.perf_counter() - self._started:.1f} s\n"
             )
-        elif self._stream and isinstance(event, ModelText):
+        elif self.stream and isinstance(event, ModelText):
             self._out.write(neutralise(event.text))
-        elif self._stream and isinstance(event, CodeStarted):
+        elif self.stream and isinstance(event, CodeStarted):
             self._out.write("\n--- running code ---\n")
-        elif self._stream and isinstance(event, CellFinished):
+        elif self.stream and isinstance(event, CellFinished):
             body = event.cell.stdout + (event.cell.error or "")
             self._out.write(neutralise(body[-2000:]) + f"\n--- {event.cell.status} ---\n")
         self._out.flush()
@@ -83,6 +83,8 @@ def run_main(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     agent = RLMAgent(config, endpoint=LLMEndpoint(base_url=base_url), api_key=api_key, runtime=args.runtime)
     result = asyncio.run(_run(agent, context, args.query, Progress(sys.stderr, args.stream)))
     if result is None:
+        if args.json:
+            print(json.dumps({"answer": None, "status": "error", "metadata": None, "trajectory": None}))
         return 3
     if args.trajectory:
         result.trajectory.write(args.trajectory)
@@ -106,12 +108,12 @@ async def _run(
 ) -> RLMResult | None:
     try:
         final = None
-        async for event in agent.run_stream(context=context, query=query):
+        async for event in agent.run_stream(context=context, query=query, stream_text=progress.stream):
             progress(event)
             if isinstance(event, FinalAnswer):
                 final = event
             elif isinstance(event, RunError):
-                print(f"rlm: {event.message}", file=sys.stderr)
+                print(f"rlm: {neutralise(event.message)}", file=sys.stderr)
         return None if final is None else RLMResult(final.answer, final.status, final.trajectory)
     finally:
         await agent.aclose()

@@ -10,7 +10,7 @@ from typing import Any
 import docker
 import pytest
 
-from orchestrator import LLMEndpoint, RLMAgent, RLMConfig
+from orchestrator import LLMEndpoint, RLMAgent, RLMConfig, SandboxLimits
 from orchestrator.rlm import (
     CellFinished,
     CodeStarted,
@@ -259,3 +259,72 @@ def test_run_sync_for_scripts(docker_client: docker.DockerClient, context_dir: P
     with FakeLLM(_by_turn([repl("FINAL(sorted(list_files())[0])")])) as fake:
         result = _agent(fake).run_sync(context=context_dir, query="first file?")
     assert result.answer == "hello.txt"
+
+
+async def test_subcall_time_does_not_count_against_the_cell(
+    docker_client: docker.DockerClient, context_dir: Path
+) -> None:
+    """A cell waiting on a slow sub-call is not timed out: the host's time on the answer stops its clock."""
+
+    def script(seen: Seen, index: int) -> Reply | str:
+        if _is_root(seen):
+            return repl("FINAL(llm_query('slow one'))")
+        return Reply("slow answer", delay_s=2.5)
+
+    with FakeLLM(script) as fake:
+        agent = RLMAgent(
+            RLMConfig(root_model="root-m", sub_model="sub-m"),
+            endpoint=LLMEndpoint(base_url=fake.url),
+            api_key=KEY,
+            limits=SandboxLimits(cell_timeout_s=1.5),
+        )
+        result = await agent.run(context=context_dir, query="q")
+        await agent.aclose()
+    assert (result.status, result.answer) == ("completed", "slow answer")
+
+
+async def test_nested_batches_cannot_deadlock(docker_client: docker.DockerClient, context_dir: Path) -> None:
+    """Batched child RLMs whose children batch too finish, even past the per-run concurrency bound."""
+
+    def script(seen: Seen, index: int) -> Reply | str:
+        if not seen.system:  # a plain sub-call
+            return f"echo:{seen.last_user}"
+        if seen.body["messages"][1]["content"].startswith("The query: child"):
+            return repl("FINAL('+'.join(llm_query_batched(['a', 'b', 'c'])))")
+        return repl("FINAL(' | '.join(rlm_query_batched(['child 1', 'child 2', 'child 3'])))")
+
+    result, _ = await _run(script, context_dir, max_depth=2, max_concurrent_subcalls=2)
+    assert result.status == "completed"
+    assert result.answer == " | ".join(["echo:a+echo:b+echo:c"] * 3)
+    assert result.metadata.sandbox_starts == 4 and len(result.trajectory.children) == 3
+
+
+async def test_a_dead_sandbox_is_replaced_and_the_model_told(
+    docker_client: docker.DockerClient, context_dir: Path
+) -> None:
+    """A cell past its limit kills its sandbox; the model hears so, a fresh one serves the next turn."""
+    script = _by_turn([repl("x = 1\nwhile True:\n    pass"), repl("FINAL('fresh ' + str('x' in dir()))")])
+    with FakeLLM(script) as fake:
+        agent = RLMAgent(
+            RLMConfig(root_model="root-m"),
+            endpoint=LLMEndpoint(base_url=fake.url),
+            api_key=KEY,
+            limits=SandboxLimits(cell_timeout_s=1),
+        )
+        result = await agent.run(context=context_dir, query="q")
+        await agent.aclose()
+    assert (result.status, result.answer) == ("completed", "fresh False")
+    assert "variables are lost" in fake.requests[1].last_user
+    assert result.metadata.sandbox_starts == 2
+    assert result.trajectory.iterations[0].cells[0].status == "timeout"
+
+
+async def test_hitting_the_subcall_limit_ends_the_run(
+    docker_client: docker.DockerClient, context_dir: Path
+) -> None:
+    """Past the sub-call limit the code gets LimitExceededError, and the run ends with max_subcalls."""
+    code = "try:\n    llm_query('a'); llm_query('b')\nexcept LimitExceededError:\n    print('limited')"
+    result, _ = await _run(_by_turn([repl(code), repl("FINAL('never')")]), context_dir, max_subcalls=1)
+    assert result.status == "max_subcalls" and result.answer is None
+    assert "sub-calls" in (result.trajectory.error or "")
+    assert result.trajectory.iterations[0].cells[0].stdout == "limited\n"

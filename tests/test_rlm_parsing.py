@@ -23,6 +23,11 @@ def test_final_in_prose() -> None:
     assert prose_final('FINAL("quoted")') == ProseFinal(text="quoted")
 
 
+def test_final_in_prose_stays_on_its_line() -> None:
+    """Text after the FINAL line, parentheses and all, is not part of the answer."""
+    assert prose_final("FINAL(42)\nSources used (see above)") == ProseFinal(text="42")
+
+
 def test_final_var_in_prose() -> None:
     """FINAL_VAR(name) names a variable whose value the sandbox holds."""
     assert prose_final("FINAL_VAR(result)") == ProseFinal(variable="result")

@@ -67,10 +67,13 @@ def test_budget_counts_subcalls_tokens_and_time() -> None:
     budget = RunBudget(RLMConfig(max_subcalls=2, max_tokens=100, deadline_s=10), clock=lambda: now[0])
     budget.take_subcall()
     budget.take_subcall()
+    assert budget.exhausted() is None
     with pytest.raises(RunLimitError, match="2 sub-calls"):
         budget.take_subcall()
-    budget.add(Usage(60, 50))
-    assert budget.exhausted() == "max_tokens"
+    assert budget.exhausted() == "max_subcalls"  # a refused sub-call ends the run at its next turn
+    tokens = RunBudget(RLMConfig(max_tokens=100), clock=lambda: now[0])
+    tokens.add(Usage(60, 50))
+    assert tokens.exhausted() == "max_tokens"
     fresh = RunBudget(RLMConfig(deadline_s=10), clock=lambda: now[0])
     now[0] = 11.0
     assert fresh.exhausted() == "deadline"

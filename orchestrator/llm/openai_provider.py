@@ -91,7 +91,10 @@ class OpenAIProvider:
                         on_text(piece)
         except openai.OpenAIError as exc:
             raise _translate(exc) from exc
-        return "".join(pieces), usage
+        text = "".join(pieces)
+        if usage.total == 0:  # the server ignored include_usage: estimate (4 characters a token)
+            usage = Usage(sum(len(m["content"]) for m in payload) // 4 + 1, len(text) // 4 + 1)
+        return text, usage
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -37,7 +37,8 @@ ContextInput = ContextSource | os.PathLike[str] | str | Sequence[str] | Mapping[
 @dataclass(frozen=True, slots=True)
 class RLMResult:
     answer: str | None
-    status: str  # completed, max_iterations, limit, deadline, max_tokens, llm_error, sandbox_error
+    # completed, max_iterations, max_subcalls, max_tokens, deadline, llm_error, sandbox_error, error
+    status: str
     trajectory: Trajectory
 
     @property
@@ -68,16 +69,10 @@ class RLMAgent:
         context_limits: ContextLimits | None = None,
     ) -> None:
         self.config = config or RLMConfig()
-        endpoint = endpoint or LLMEndpoint()
-        if provider is None:
-            key = api_key if api_key is not None else os.environ.get(endpoint.api_key_env, "")
-            provider = OpenAIProvider(
-                base_url=endpoint.base_url,
-                api_key=key,
-                request_timeout_s=endpoint.request_timeout_s,
-                retry=RetryPolicy(max_retries=endpoint.max_retries),
-            )
-        self._provider = provider
+        self._endpoint = endpoint or LLMEndpoint()
+        self._api_key = api_key
+        self._own_provider = provider is None  # ours to close (and to make again after a close)
+        self._provider: LLMProvider | None = provider
         self._sandbox = sandbox
         self._runtime = runtime
         self._limits = limits
@@ -95,7 +90,7 @@ class RLMAgent:
             async with SandboxManager(self._sandbox) as manager:
                 run = Run(
                     self.config,
-                    self._provider,
+                    self._llm(),
                     manager,
                     store,
                     emit=emit,
@@ -109,10 +104,14 @@ class RLMAgent:
                 source.close()
         return RLMResult(trajectory.answer, trajectory.status, trajectory)
 
-    async def run_stream(self, *, context: ContextInput, query: str) -> AsyncIterator[Event]:
+    async def run_stream(
+        self, *, context: ContextInput, query: str, stream_text: bool = True
+    ) -> AsyncIterator[Event]:
         """The run's events as they happen, ending with FinalAnswer (or RunError if it could not start)."""
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
-        task = asyncio.create_task(self.run(context=context, query=query, stream=True, emit=queue.put_nowait))
+        task = asyncio.create_task(
+            self.run(context=context, query=query, stream=stream_text, emit=queue.put_nowait)
+        )
         task.add_done_callback(lambda _t: queue.put_nowait(None))
         try:
             while (event := await queue.get()) is not None:
@@ -138,8 +137,23 @@ class RLMAgent:
         finally:
             await self.aclose()
 
+    def _llm(self) -> LLMProvider:
+        if self._provider is None:
+            endpoint = self._endpoint
+            key = self._api_key if self._api_key is not None else os.environ.get(endpoint.api_key_env, "")
+            self._provider = OpenAIProvider(
+                base_url=endpoint.base_url,
+                api_key=key,
+                request_timeout_s=endpoint.request_timeout_s,
+                retry=RetryPolicy(max_retries=endpoint.max_retries),
+            )
+        return self._provider
+
     async def aclose(self) -> None:
-        await self._provider.aclose()
+        """Close the provider the agent made (a new one is made if the agent runs again)."""
+        if self._own_provider and self._provider is not None:
+            provider, self._provider = self._provider, None
+            await provider.aclose()
 
 
 def _source(context: ContextInput) -> tuple[ContextSource, bool]:

@@ -21,6 +21,7 @@ class RunBudget:
         self._started = clock()
         self._lock = threading.Lock()
         self.subcalls = 0
+        self.subcalls_refused = False
         self.usage = Usage()
 
     def elapsed(self) -> float:
@@ -30,7 +31,9 @@ class RunBudget:
         return self._config.deadline_s - self.elapsed()
 
     def exhausted(self) -> str | None:
-        """The limit that ends the run now, if any: 'max_tokens' or 'deadline'."""
+        """The limit that ends the run now, if any: 'max_subcalls', 'max_tokens' or 'deadline'."""
+        if self.subcalls_refused:
+            return "max_subcalls"
         if self.usage.total >= self._config.max_tokens:
             return "max_tokens"
         if self.remaining_s() <= 0:
@@ -41,9 +44,10 @@ class RunBudget:
         """Count one sub-call, or refuse it with the limit that stops it."""
         with self._lock:
             reason = self.exhausted()
-            if reason is not None:
+            if reason is not None and reason != "max_subcalls":
                 raise RunLimitError(f"the run's {reason.replace('_', ' ')} limit is reached")
             if self.subcalls >= self._config.max_subcalls:
+                self.subcalls_refused = True  # the run ends at its next turn
                 raise RunLimitError(f"the run's limit of {self._config.max_subcalls} sub-calls is reached")
             self.subcalls += 1
 

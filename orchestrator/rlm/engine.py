@@ -11,13 +11,13 @@ import asyncio
 import itertools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..config import RLMConfig, SandboxLimits
 from ..context.store import ContextStore
 from ..errors import InvalidInputError, LLMError, RLMError, RunLimitError, SandboxError
 from ..llm.types import LLMProvider, Message, Usage
-from ..sandbox import CellResult, CellStatus, SandboxManager, SandboxSession
+from ..sandbox import CellError, CellResult, CellStatus, SandboxManager, SandboxSession
 from . import prompts
 from .budget import RunBudget
 from .events import (
@@ -34,11 +34,12 @@ from .trajectory import CellRecord, IterationRecord, RunMetadata, SubCallRecord,
 
 Emit = Callable[[Event], None]
 _DIED = (CellStatus.TIMEOUT, CellStatus.OOM, CellStatus.KILLED)
+_LIMITS = ("max_subcalls", "max_tokens", "deadline", "max_iterations")
 
 
 @dataclass
 class _Level:
-    """One RLM level's own record (the root, or one child)."""
+    """One RLM level's own record (the root, or one child), and its current sandbox."""
 
     depth: int
     label: str
@@ -47,6 +48,12 @@ class _Level:
     repl_s: float = 0.0
     code_chars: int = 0
     usage: Usage = field(default_factory=Usage)
+    session: SandboxSession | None = None
+
+    def add_cell(self, cell: CellRecord) -> None:
+        """Attach a finished cell to the current iteration at once, so no ending can lose it."""
+        last = self.iterations[-1]
+        self.iterations[-1] = replace(last, cells=(*last.cells, cell), repl_s=last.repl_s + cell.duration_s)
 
 
 class Run:
@@ -75,88 +82,105 @@ class Run:
         self.limits = limits
         self.subcalls: list[SubCallRecord] = []
         self.children: list[Trajectory] = []
+        self.usage_by_model: dict[str, Usage] = {}
         self.sandbox_starts = 0
         self.deepest = 0
         self._ids = itertools.count(1)
+        # Model calls share one bound. Child RLMs are bounded per depth, so a child waiting for its
+        # own children's slots can never hold the slots they need.
         self.slots = asyncio.Semaphore(config.max_concurrent_subcalls)
+        self.child_slots = [
+            asyncio.Semaphore(config.max_concurrent_subcalls) for _ in range(config.max_depth + 1)
+        ]
         self.started = time.perf_counter()
 
     def next_id(self) -> int:
         return next(self._ids)
 
+    def count(self, model: str, usage: Usage) -> None:
+        self.budget.add(usage)
+        self.usage_by_model[model] = self.usage_by_model.get(model, Usage()) + usage
+
     async def _open(self, level: _Level) -> SandboxSession:
         self.sandbox_starts += 1
-        return await self.manager.start_session(
+        level.session = await self.manager.start_session(
             store=self.store, runtime=self.runtime, limits=self.limits, subcalls=SubCallHandler(self, level)
         )
+        return level.session
 
     async def level(self, query: str, depth: int, label: str, model: str) -> Trajectory:
         """Run one RLM level to its end; never raises for what the model or its code does."""
         self.deepest = max(self.deepest, depth)
         level = _Level(depth, label)
         answer: str | None = None
-        status, error = "max_iterations", None
-        session: SandboxSession | None = None
+        status, error = "error", None
         try:
             async with asyncio.timeout(max(self.budget.remaining_s(), 0.001)):
-                session = await self._open(level)
-                answer, status, session = await self._iterate(query, level, model, session)
+                await self._open(level)
+                answer, status = await self._iterate(query, level, model)
+                if answer is None and status != "completed":
+                    error = self._limit_message(status)
         except TimeoutError:
             status, error = "deadline", f"the run's {self.config.deadline_s:g} s deadline passed"
         except RunLimitError as exc:
-            status, error = "limit", exc.message
+            status, error = self.budget.exhausted() or "max_subcalls", exc.message
         except LLMError as exc:
             status, error = "llm_error", exc.message
         except SandboxError as exc:
             status, error = "sandbox_error", exc.message
+        except RLMError as exc:
+            status, error = "error", exc.message
         finally:
-            if session is not None:
-                await asyncio.shield(self.manager.close_session(session))
+            if level.session is not None:
+                await asyncio.shield(self.manager.close_session(level.session))
         return self._trajectory(query, answer, status, error, level)
 
-    async def _iterate(
-        self, query: str, level: _Level, model: str, session: SandboxSession
-    ) -> tuple[str | None, str, SandboxSession]:
+    def _limit_message(self, status: str) -> str:
+        c = self.config
+        return {
+            "max_subcalls": f"the run's limit of {c.max_subcalls} sub-calls was reached",
+            "max_tokens": f"the run's limit of {c.max_tokens:,} tokens was reached",
+            "deadline": f"the run's {c.deadline_s:g} s deadline passed",
+        }.get(status, f"the run ended: {status}")
+
+    async def _iterate(self, query: str, level: _Level, model: str) -> tuple[str | None, str]:
         shape = await asyncio.to_thread(self.store.shape)
-        messages = [
-            Message(
-                "system",
-                prompts.system_prompt(
-                    shape,
-                    depth=level.depth,
-                    max_depth=self.config.max_depth,
-                    max_output=self.config.max_output_chars,
-                ),
-            ),
-            Message("user", prompts.query_message(query)),
-        ]
+        system = prompts.system_prompt(
+            shape, depth=level.depth, max_depth=self.config.max_depth, max_output=self.config.max_output_chars
+        )
+        messages = [Message("system", system), Message("user", prompts.query_message(query))]
         for index in range(1, self.config.max_iterations + 1):
             reason = self.budget.exhausted()
             if reason is not None:
-                return None, reason, session
+                return None, reason
             self.emit(IterationStarted(index, level.depth, time.perf_counter() - self.started))
             reply = await self._ask(messages, model, level)
             messages.append(Message("assistant", reply))
-            results, answer, session = await self._run_blocks(reply, level, session)
+            results, answer = await self._run_blocks(reply, level)
             if answer is None and (found := prose_final(reply)) is not None:
                 answer = (
-                    found.text if found.text is not None else await _read_var(session, found.variable or "")
+                    found.text
+                    if found.text is not None
+                    else await self._read_var(level, found.variable or "")
                 )
-            level.iterations[-1:] = [_with_cells(level.iterations[-1], results)] if level.iterations else []
             if answer is not None:
-                return answer, "completed", session
+                return answer, "completed"
             feedback = (
                 prompts.cell_feedback(results, self.config.max_output_chars) if results else prompts.NO_CODE
             )
             messages.append(Message("user", feedback))
         forced = await self._ask([*messages, Message("user", prompts.FORCE_FINAL)], model, level)
-        found = prose_final(forced)
-        return (found.text if found and found.text is not None else forced.strip()), "max_iterations", session
+        _results, answer = await self._run_blocks(forced, level)
+        if answer is None and (found := prose_final(forced)) is not None:
+            answer = (
+                found.text if found.text is not None else await self._read_var(level, found.variable or "")
+            )
+        return (answer if answer is not None else forced.strip()), "max_iterations"
 
     async def _ask(self, messages: list[Message], model: str, level: _Level) -> str:
         on_text = (lambda piece: self.emit(ModelText(piece, level.depth))) if self.stream else None
         completion = await self.provider.complete(messages, model=model, on_text=on_text)
-        self.budget.add(completion.usage)
+        self.count(model, completion.usage)
         level.usage = level.usage + completion.usage
         level.codegen_s += completion.duration_s
         level.iterations.append(
@@ -173,24 +197,34 @@ class Run:
         )
         return completion.text
 
-    async def _run_blocks(
-        self, reply: str, level: _Level, session: SandboxSession
-    ) -> tuple[list[tuple[str, CellResult]], str | None, SandboxSession]:
+    async def _run_blocks(self, reply: str, level: _Level) -> tuple[list[tuple[str, CellResult]], str | None]:
         results: list[tuple[str, CellResult]] = []
         for code in code_blocks(reply):
+            assert level.session is not None
             self.emit(CodeStarted(code, level.depth))
             level.code_chars += len(code)
             started = time.perf_counter()
-            result = await session.run(code)
+            try:
+                result = await level.session.run(code)
+            except InvalidInputError as exc:  # e.g. a NUL byte: the model is told, nothing ran
+                result = CellResult(CellStatus.INVALID, error=CellError("InvalidInput", exc.message))
             level.repl_s += time.perf_counter() - started
             results.append((code, result))
-            self.emit(CellFinished(_cell_record(code, result), level.depth))
-            if result.status in _DIED:  # its variables are gone; the model is told, a fresh one waits
-                await self.manager.close_session(session)
-                session = await self._open(level)
+            record = _cell_record(code, result)
+            level.add_cell(record)
+            self.emit(CellFinished(record, level.depth))
             if result.final is not None:
-                return results, result.final, session
-        return results, None, session
+                return results, result.final
+            if result.status in _DIED:
+                # Its variables are gone: the rest of this reply assumed them. Tell the model, start afresh.
+                await self.manager.close_session(level.session)
+                await self._open(level)
+                break
+        return results, None
+
+    async def _read_var(self, level: _Level, name: str) -> str | None:
+        assert level.session is not None
+        return (await level.session.run(f"FINAL_VAR({name!r})")).final
 
     def _trajectory(
         self, query: str, answer: str | None, status: str, error: str | None, level: _Level
@@ -232,20 +266,8 @@ class Run:
 
     def _cost(self) -> float | None:
         """Dollars, where every model used has a configured price; None otherwise."""
-        per_model: dict[str, Usage] = {}
-        for record in self.subcalls:
-            if record.kind == "llm":
-                per_model[record.model] = per_model.get(record.model, Usage()) + Usage(
-                    record.prompt_tokens, record.completion_tokens
-                )
-        sub_total = sum((u for u in per_model.values()), Usage())
-        root = Usage(
-            self.budget.usage.prompt_tokens - sub_total.prompt_tokens,
-            self.budget.usage.completion_tokens - sub_total.completion_tokens,
-        )
-        per_model[self.config.root_model] = per_model.get(self.config.root_model, Usage()) + root
         total = 0.0
-        for model, used in per_model.items():
+        for model, used in self.usage_by_model.items():
             price = self.config.price(model)
             if price is None:
                 return None
@@ -284,20 +306,25 @@ class SubCallHandler:
         usage, error, text = Usage(), None, ""
         try:
             if deeper:
-                child = await run.level(prompt, level.depth + 1, f"rlm-{call_id}", chosen)
+                async with run.child_slots[level.depth + 1]:
+                    child = await run.level(prompt, level.depth + 1, f"rlm-{call_id}", chosen)
                 run.children.append(child)
                 usage = Usage(child.metadata.prompt_tokens, child.metadata.completion_tokens)
                 if child.answer is None:
                     error = f"the sub-agent ended without an answer ({child.status}: {child.error})"
-                    raise RunLimitError(error) if child.status == "limit" else LLMError(error)
+                    raise RunLimitError(error) if child.status in _LIMITS else LLMError(error)
                 text = child.answer
             else:
-                completion = await run.provider.complete([Message("user", prompt)], model=chosen)
-                run.budget.add(completion.usage)
+                async with run.slots:
+                    completion = await run.provider.complete([Message("user", prompt)], model=chosen)
+                run.count(chosen, completion.usage)
                 usage, text = completion.usage, completion.text
             return text
         except RLMError as exc:
             error = exc.message
+            raise
+        except BaseException as exc:  # cancelled: the cell that asked timed out or its run ended
+            error = error or f"cancelled ({type(exc).__name__})"
             raise
         finally:
             record = SubCallRecord(
@@ -320,19 +347,13 @@ class SubCallHandler:
         """Concurrent, bounded by the run's limit, in order; a failed item is an 'Error: ...' string."""
 
         async def one(prompt: str) -> str:
-            async with self._run.slots:
-                try:
-                    return await self.llm_query(prompt, model, recursive)
-                except RLMError as exc:
-                    return f"Error: {exc.message}"
+            try:
+                return await self.llm_query(prompt, model, recursive)  # bounded inside, per kind of call
+            except RLMError as exc:
+                return f"Error: {exc.message}"
 
         self._model(model)  # a bad model fails the whole call, as a bad argument should
         return list(await asyncio.gather(*(one(p) for p in prompts_)))
-
-
-async def _read_var(session: SandboxSession, name: str) -> str | None:
-    result = await session.run(f"FINAL_VAR({name!r})")
-    return result.final
 
 
 def _cell_record(code: str, result: CellResult) -> CellRecord:
@@ -347,18 +368,4 @@ def _cell_record(code: str, result: CellResult) -> CellRecord:
         error,
         result.final,
         result.duration_s,
-    )
-
-
-def _with_cells(record: IterationRecord, results: list[tuple[str, CellResult]]) -> IterationRecord:
-    cells = tuple(_cell_record(code, result) for code, result in results)
-    return IterationRecord(
-        record.index,
-        record.depth,
-        record.reply,
-        cells,
-        record.prompt_tokens,
-        record.completion_tokens,
-        record.model_s,
-        sum(r.duration_s for _c, r in results),
     )

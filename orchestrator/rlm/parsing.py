@@ -10,7 +10,7 @@ _BLOCK = re.compile(
     r"^[ \t]*```[ \t]*(repl|python|py|python3)[ \t]*\n(.*?)^[ \t]*```[ \t]*$", re.S | re.M | re.I
 )
 _ANY_BLOCK = re.compile(r"^[ \t]*```.*?^[ \t]*```[ \t]*$", re.S | re.M)
-_FINAL = re.compile(r"^[ \t]*FINAL\((.*)\)[ \t]*$", re.S | re.M)
+_FINAL = re.compile(r"^[ \t]*FINAL\((.*)\)[ \t]*$", re.M)  # one line: `.` stops at the newline
 _FINAL_VAR = re.compile(r"^[ \t]*FINAL_VAR\([ \t]*['\"]?([A-Za-z_][A-Za-z0-9_]*)['\"]?[ \t]*\)[ \t]*$", re.M)
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import hmac
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -124,9 +126,7 @@ class _Servicer(pb_grpc.SandboxHostServicer):
             context.set_trailing_metadata(((ERROR_TRAILER, kind),))
             await context.abort(code, exc.message)
         except Exception:
-            log.exception("context callback failed")
-            context.set_trailing_metadata(((ERROR_TRAILER, "HostCallError"),))
-            await context.abort(grpc.StatusCode.INTERNAL, "the host could not serve this call")
+            await self._internal(context)
         raise AssertionError("unreachable: abort raises")
 
     async def ReadFile(
@@ -182,6 +182,11 @@ class _Servicer(pb_grpc.SandboxHostServicer):
         assert self._endpoint.subcalls is not None
         return self._endpoint.subcalls
 
+    async def _internal(self, context: aio.ServicerContext) -> None:
+        log.exception("sub-call failed")
+        context.set_trailing_metadata(((ERROR_TRAILER, "HostCallError"),))
+        await context.abort(grpc.StatusCode.INTERNAL, "the host could not serve this call")
+
     async def _refuse(self, context: aio.ServicerContext, exc: RLMError) -> None:
         code, kind = _status_for(exc)
         context.set_trailing_metadata(((ERROR_TRAILER, kind),))
@@ -192,9 +197,12 @@ class _Servicer(pb_grpc.SandboxHostServicer):
     ) -> pb.LlmQueryResponse:
         handler = await self._subcalls(context)
         try:
-            text = await handler.llm_query(request.prompt, request.model, request.recursive)
+            with self._endpoint.subcall_in_flight():
+                text = await handler.llm_query(request.prompt, request.model, request.recursive)
         except RLMError as exc:
             await self._refuse(context, exc)
+        except Exception:
+            await self._internal(context)
         return pb.LlmQueryResponse(text=text)
 
     async def LlmQueryBatched(
@@ -202,9 +210,14 @@ class _Servicer(pb_grpc.SandboxHostServicer):
     ) -> pb.LlmQueryBatchedResponse:
         handler = await self._subcalls(context)
         try:
-            texts = await handler.llm_query_batched(list(request.prompts), request.model, request.recursive)
+            with self._endpoint.subcall_in_flight():
+                texts = await handler.llm_query_batched(
+                    list(request.prompts), request.model, request.recursive
+                )
         except RLMError as exc:
             await self._refuse(context, exc)
+        except Exception:
+            await self._internal(context)
         return pb.LlmQueryBatchedResponse(texts=texts)
 
 
@@ -242,6 +255,9 @@ class HostEndpoint:
         self._max_receive = max(4 * max_output_bytes + 1024**2, 32 * 1024**2)
         self.outbox: asyncio.Queue[pb.HostMessage | None] = asyncio.Queue()
         self.callback_slots = asyncio.Semaphore(CALLBACK_SLOTS)
+        self._subcalls_active = 0
+        self._paused_total = 0.0
+        self._paused_since = 0.0
         self._inflight: set[concurrent.futures.Future[Any]] = set()
         self.attached = False
         self._server: aio.Server | None = None
@@ -329,6 +345,28 @@ class HostEndpoint:
             return await waiter
         finally:
             self._pending.pop(cell_id, None)
+
+    @property
+    def paused(self) -> bool:
+        """True while the host is answering one of this sandbox's sub-calls."""
+        return self._subcalls_active > 0
+
+    def paused_s(self) -> float:
+        """Seconds so far during which at least one sub-call of this sandbox was in flight."""
+        extra = time.monotonic() - self._paused_since if self._subcalls_active else 0.0
+        return self._paused_total + extra
+
+    @contextlib.contextmanager
+    def subcall_in_flight(self) -> Iterator[None]:
+        if self._subcalls_active == 0:
+            self._paused_since = time.monotonic()
+        self._subcalls_active += 1
+        try:
+            yield
+        finally:
+            self._subcalls_active -= 1
+            if self._subcalls_active == 0:
+                self._paused_total += time.monotonic() - self._paused_since
 
     async def in_worker(self, fn: Callable[..., T], *args: Any) -> T:
         """Run fn in the callback pool; stop() waits for every call still running there."""

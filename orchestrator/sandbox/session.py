@@ -7,6 +7,8 @@ import enum
 import math
 import shutil
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from rlm_proto.v1 import sandbox_pb2 as pb
 
@@ -82,10 +84,10 @@ class SandboxSession:
             self._cell_id += 1
             started = time.perf_counter()
             try:
-                async with asyncio.timeout(timeout):
-                    reply = await self._endpoint.execute(
-                        self._cell_id, code, cap, self.store.remaining_read_bytes()
-                    )
+                reply = await self._within(
+                    self._endpoint.execute(self._cell_id, code, cap, self.store.remaining_read_bytes()),
+                    timeout,
+                )
             except TimeoutError:
                 await self._end(f"the cell ran past its {timeout:g} s limit")
                 message = f"the cell ran past its {timeout:g} s limit; the sandbox was killed"
@@ -102,6 +104,28 @@ class SandboxSession:
                 raise
             self.store.record_reads(int(reply.reads.bytes), int(reply.reads.files))
             return _from_proto(reply, cap)
+
+    async def _within(self, cell: Coroutine[Any, Any, pb.CellResult], limit_s: float) -> pb.CellResult:
+        """Await the cell within `limit_s` seconds of its own time: time the host spends answering its
+        sub-calls (a model's reply, a child RLM) stops the clock, since the code is only waiting."""
+        task = asyncio.ensure_future(cell)
+        paused_at_start = self._endpoint.paused_s()
+        started = time.monotonic()
+        try:
+            while True:
+                own = time.monotonic() - started - (self._endpoint.paused_s() - paused_at_start)
+                left = limit_s - own
+                if left <= 0 and not self._endpoint.paused:
+                    raise TimeoutError
+                # While a sub-call is in flight the clock is stopped: look again when it may have ended.
+                done, _ = await asyncio.wait(
+                    {task}, timeout=max(left, 0.0) if not self._endpoint.paused else 1.0
+                )
+                if task in done:
+                    return task.result()
+        finally:
+            if not task.done():
+                task.cancel()
 
     async def _died(self, elapsed: float) -> CellResult:
         try:
