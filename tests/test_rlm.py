@@ -72,8 +72,10 @@ async def test_iterations_feed_output_back(docker_client: docker.DockerClient, c
             repl("FINAL(size)"),
         ]
     )
-    result, fake = await _run(script, context_dir)
+    result, fake = await _run(script, context_dir, prices_per_mtok=(("root-m", 1.0, 2.0),))
     assert result.status == "completed" and result.answer == "23"
+    meta = result.metadata
+    assert meta.cost_usd == round((meta.prompt_tokens * 1.0 + meta.completion_tokens * 2.0) / 1e6, 6)
     assert "SIZE 23" in fake.requests[1].last_user and "files 2" in fake.requests[2].last_user
     assert result.metadata.iterations == 3 and result.metadata.sandbox_starts == 1
     assert "2 files" in fake.requests[0].system and "hello from the context" not in fake.requests[0].system
@@ -328,3 +330,16 @@ async def test_hitting_the_subcall_limit_ends_the_run(
     assert result.status == "max_subcalls" and result.answer is None
     assert "sub-calls" in (result.trajectory.error or "")
     assert result.trajectory.iterations[0].cells[0].stdout == "limited\n"
+
+
+async def test_recursive_llm_query_option(docker_client: docker.DockerClient, context_dir: Path) -> None:
+    """With recursive_llm_query, llm_query itself starts a child RLM (AStack's style) while depth allows."""
+
+    def script(seen: Seen, index: int) -> Reply | str:
+        if "child task" in seen.body["messages"][1]["content"]:
+            return repl("FINAL('from the child: ' + str(len(list_files())))")
+        return repl("FINAL(llm_query('child task'))")
+
+    result, _ = await _run(script, context_dir, max_depth=2, recursive_llm_query=True)
+    assert result.answer == "from the child: 2"
+    assert [s.kind for s in result.trajectory.subcalls] == ["rlm"]
