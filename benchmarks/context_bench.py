@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import report
 from gen_context import generate
 
 from orchestrator.config import ContextLimits
@@ -63,17 +63,6 @@ print(read_s, time.perf_counter() - t, n, hits)
 """
 
 
-def peak_rss_reset() -> None:
-    Path("/proc/self/clear_refs").write_text("5")
-
-
-def peak_rss() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmHWM")
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -91,8 +80,8 @@ async def main() -> None:
             for _ in range(args.repeats + 1)
         ][1:]
         async with SandboxManager() as manager:
-            peak_rss_reset()
-            before = peak_rss()
+            report.peak_rss_reset()
+            before = report.peak_rss()
             reads, greps, cell_reads = [], [], []
             for _ in range(args.repeats):
                 async with manager.open(root, runtime=args.runtime, context_limits=limits) as session:
@@ -104,7 +93,7 @@ async def main() -> None:
                     reads.append(float(read.stdout.text.split()[0]))
                     greps.append(float(grep.stdout.text.split()[0]))
                     assert int(grep.stdout.text.split()[1]) == planted
-            growth = peak_rss() - before
+            growth = report.peak_rss() - before
     figures = {
         "files": 8466,
         "planted_matches": planted,
@@ -128,10 +117,7 @@ async def main() -> None:
         f"ratio {figures['grep_ratio']:.2f}\n"
         f"orchestrator peak RSS growth {growth / 1e6:.1f} MB (cache {limits.cache_bytes / 1e6:.1f} MB)"
     )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"wrote {out}")
+    report.write(figures, args.out)
 
 
 if __name__ == "__main__":

@@ -22,13 +22,10 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import report
+
 from orchestrator import LLMEndpoint, RLMAgent, RLMConfig
 from tests.fake_llm import FakeLLM, Reply, Seen, repl
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def main() -> None:
@@ -82,9 +79,9 @@ print(json.dumps([batched, sequential]))
     overheads = [a - b for a, b in zip(sandbox_times, host_times[-len(sandbox_times) :], strict=True)]
     figures = {
         "calls": args.calls,
-        "overhead_p50_ms": percentile(overheads, 50) * 1e3,
-        "overhead_p99_ms": percentile(overheads, 99) * 1e3,
-        "round_trip_p50_ms": percentile(sandbox_times, 50) * 1e3,
+        "overhead_p50_ms": report.percentile(overheads, 50) * 1e3,
+        "overhead_p99_ms": report.percentile(overheads, 99) * 1e3,
+        "round_trip_p50_ms": report.percentile(sandbox_times, 50) * 1e3,
         "model_call_p50_ms": statistics.median(host_times) * 1e3,
         "batched_32_s": batched,
         "sequential_32_s": sequential,
@@ -101,10 +98,7 @@ print(json.dumps([batched, sequential]))
         f"32 sub-calls at 200 ms: batched {batched:.3f} s, sequential {sequential:.3f} s, "
         f"speed-up {figures['batch_speedup']:.1f}x (server saw up to {fake.max_in_flight} at once)"
     )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"wrote {out}")
+    report.write(figures, args.out)
 
 
 if __name__ == "__main__":

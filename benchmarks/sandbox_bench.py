@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import platform
 import statistics
 import subprocess
@@ -20,13 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import report
+
 from orchestrator.config import DEFAULT_IMAGE, SandboxLimits
 from orchestrator.sandbox import SandboxManager
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def bare_docker_run(runtime: str) -> float:
@@ -84,7 +80,7 @@ async def main() -> None:
     parser.add_argument("--cells", type=int, default=300)
     parser.add_argument("--out", default="benchmarks/results/sandbox.json")
     args = parser.parse_args()
-    report: dict[str, object] = {
+    results: dict[str, object] = {
         "machine": {"cpus": __import__("os").cpu_count(), "kernel": platform.release()},
         "runtimes": {},
     }
@@ -100,13 +96,13 @@ async def main() -> None:
                     "cold_start_median_s": statistics.median(ours),
                     "bare_docker_run_median_s": statistics.median(bare),
                     "cold_start_ratio": statistics.median(ours) / statistics.median(bare),
-                    "cell_rtt_p50_ms": percentile(cells, 50) * 1e3,
-                    "cell_rtt_p95_ms": percentile(cells, 95) * 1e3,
-                    "cell_rtt_p99_ms": percentile(cells, 99) * 1e3,
+                    "cell_rtt_p50_ms": report.percentile(cells, 50) * 1e3,
+                    "cell_rtt_p95_ms": report.percentile(cells, 95) * 1e3,
+                    "cell_rtt_p99_ms": report.percentile(cells, 99) * 1e3,
                     "starts": args.starts,
                     "cells": args.cells,
                 }
-                report["runtimes"][runtime] = figures  # type: ignore[index]
+                results["runtimes"][runtime] = figures  # type: ignore[index]
                 print(
                     f"{runtime:5}  cold start {figures['cold_start_median_s'] * 1e3:6.0f} ms  "
                     f"(bare docker run {figures['bare_docker_run_median_s'] * 1e3:4.0f} ms, "
@@ -114,10 +110,7 @@ async def main() -> None:
                     f"{figures['cell_rtt_p50_ms']:.2f} ms  p95 {figures['cell_rtt_p95_ms']:.2f} ms  "
                     f"p99 {figures['cell_rtt_p99_ms']:.2f} ms"
                 )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    report.write(results, args.out)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from rlm_sandbox.context_api import normalise  # one rule for both sides of the socket
+
 from ..errors import ContextPathError, InvalidInputError
 from . import globs, paths
 
@@ -228,19 +230,6 @@ def _files_for(value: ContextValue) -> tuple[str, list[tuple[str, str, str]]]:
     raise InvalidInputError(
         f"a context is a directory, str, list of str or dict of str, not {type(value).__name__}"
     )
-
-
-def normalise(path: str) -> str:
-    """'./a//b/../c' -> 'a/c'; '' and '.' -> ''. Pure string work: escapes are judged elsewhere."""
-    parts: list[str] = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == ".." and parts and parts[-1] != "..":
-            parts.pop()
-        else:
-            parts.append(part)
-    return "/".join(parts)
 
 
 def extension_counts(paths_: Iterable[str]) -> dict[str, int]:

@@ -19,7 +19,10 @@ MOUNT = "/context"
 
 
 def normalise(path: str) -> str:
-    """'./a//b/../c' -> 'a/c' (the same rule the host applies)."""
+    """'./a//b/../c' -> 'a/c'; '' and '.' -> ''. Pure string work: escapes are judged elsewhere.
+
+    The host imports this very function, so both sides of the socket agree on every path.
+    """
     parts: list[str] = []
     for part in path.split("/"):
         if part in ("", "."):
