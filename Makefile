@@ -3,9 +3,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup engine venv image test demo proto proto-check lint bench bench-context bench-llm clean
+.PHONY: setup engine venv seccomp image test demo proto proto-check lint bench bench-context bench-llm clean
 
-setup: engine venv image
+setup: engine venv seccomp image
 
 engine:
 	@bash sandbox_image/host_setup.sh
@@ -19,6 +19,9 @@ $(VENV)/.installed: pyproject.toml
 	  || { cat .build/pip.log; echo "pip install failed (log above)"; exit 1; }
 	@$(PY) -c 'import orchestrator, grpc_tools, pytest' 
 	@touch $@
+
+seccomp: venv
+	@PY=$(PY) bash sandbox_image/seccomp.sh
 
 image: venv
 	@PIP=$(VENV)/bin/pip bash sandbox_image/build.sh

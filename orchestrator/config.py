@@ -11,6 +11,7 @@ from .errors import InvalidInputError
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 DEFAULT_IMAGE = "rlm-sandbox:latest"
 DEFAULT_ROOT_MODEL = "gpt-4o-mini"
+DEFAULT_SECCOMP_PROFILE = "/etc/rlm/seccomp.json"
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 
@@ -151,6 +152,7 @@ class SandboxConfig:
     limits: SandboxLimits = field(default_factory=SandboxLimits)
     socket_root: str | None = None  # where per-sandbox socket directories go; None: the temp dir
     sandbox_uid: int = 10001
+    seccomp_profile: str = DEFAULT_SECCOMP_PROFILE  # made by make setup; no sandbox starts without it
 
 
 def _check(ok: bool, message: str) -> None:

@@ -32,7 +32,10 @@ fi
 
 # Register runsc, leaving any other runtime the operator registered alone. --host-uds=open lets the
 # sandbox connect to the host socket we mount; it must never be 'create' or 'all' (a sandbox could then
-# create sockets on the host).
+# create sockets on the host). runsc does not apply the OCI seccomp profile to the sandboxed program
+# (gVisor's Sentry is the boundary there, behind its own host filter); --oci-seccomp would, but this
+# runsc then answers clone3 with EPERM instead of the profile's ENOSYS and glibc cannot start threads
+# (measured: the runtime died with "pthread_create failed: Operation not permitted").
 mkdir -p /etc/docker
 reload=0
 if ! python3 - "$DAEMON_JSON" "$(command -v runsc)" <<'PY'

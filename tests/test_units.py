@@ -32,6 +32,7 @@ def _spec(**overrides: object) -> SandboxSpec:
         token="tok",
         owner="h/1/2/x",
         uid=10001,
+        seccomp='{"defaultAction": "SCMP_ACT_ERRNO"}',
     )
     values.update(overrides)
     return SandboxSpec(**values)  # type: ignore[arg-type]
@@ -44,7 +45,7 @@ def test_container_arguments_are_the_hardened_set() -> None:
     assert kw["network_mode"] == "none"
     assert kw["read_only"] is True
     assert kw["cap_drop"] == ["ALL"] and "cap_add" not in kw
-    assert kw["security_opt"] == ["no-new-privileges:true"]
+    assert kw["security_opt"] == ["no-new-privileges:true", 'seccomp={"defaultAction": "SCMP_ACT_ERRNO"}']
     assert kw["user"] == "10001:10001"
     assert kw["runtime"] == "runsc"
     assert kw["pids_limit"] == 64

@@ -25,6 +25,7 @@ class SandboxSpec:
     token: str
     owner: str  # see ownership.OwnerId
     uid: int
+    seccomp: str = ""  # the seccomp profile's JSON text; never empty for a real sandbox
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,8 @@ SOCKET_NAME = "host.sock"
 
 def container_kwargs(spec: SandboxSpec) -> dict[str, Any]:
     """Arguments for `containers.create`: every sandbox is built from exactly these."""
+    if not spec.seccomp.strip().startswith("{"):
+        raise SandboxStartError("refusing to start a sandbox without our seccomp profile")
     limits = spec.limits
     return {
         "image": spec.image,
@@ -57,7 +59,7 @@ def container_kwargs(spec: SandboxSpec) -> dict[str, Any]:
         "shm_size": 16 * 1024**2,
         "ipc_mode": "private",
         "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges:true"],
+        "security_opt": ["no-new-privileges:true", f"seccomp={spec.seccomp}"],
         "init": True,  # reaps zombies and forwards signals
         "pids_limit": limits.pids,
         "mem_limit": limits.memory_bytes,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import secrets
@@ -19,7 +20,7 @@ from rlm_proto.v1 import sandbox_pb2 as pb
 from ..config import ContextLimits, Runtime, SandboxConfig, SandboxLimits
 from ..context.sources import ContextShape, ContextSource, FileSystemContext
 from ..context.store import ContextStore
-from ..errors import InvalidInputError, SandboxClosedError, SandboxStartError
+from ..errors import EngineUnavailableError, InvalidInputError, SandboxClosedError, SandboxStartError
 from .backend import LABEL_OWNER, LABEL_SANDBOX, SandboxBackend, SandboxSpec
 from .docker_backend import SOCKET_NAME, DockerBackend
 from .host_server import HostEndpoint, SubCalls
@@ -46,6 +47,7 @@ class SandboxManager:
         self._sessions: set[SandboxSession] = set()
         self._starting: set[str] = set()  # sandbox ids between "create" and "hello"
         self._checked: set[str] = set()
+        self._seccomp: str | None = None
         self._closed = False
 
     async def __aenter__(self) -> SandboxManager:
@@ -168,6 +170,7 @@ class SandboxManager:
             token=secrets.token_urlsafe(32),
             owner=str(self._owner),
             uid=self.config.sandbox_uid,
+            seccomp=self._seccomp_profile(),
         )
         endpoint = HostEndpoint(
             os.path.join(socket_dir, SOCKET_NAME),
@@ -198,6 +201,21 @@ class SandboxManager:
             raise SandboxClosedError("the sandbox manager closed while the sandbox was starting")
         self._sessions.add(session)
         return session
+
+    def _seccomp_profile(self) -> str:
+        """Our hardened profile's text, read once. Missing or unreadable: no sandbox starts."""
+        if self._seccomp is None:
+            path = self.config.seccomp_profile
+            try:
+                text = Path(path).read_text()
+                json.loads(text)
+            except (OSError, ValueError) as exc:
+                raise EngineUnavailableError(
+                    f"no usable seccomp profile at {path} ({type(exc).__name__}): run `make setup`, "
+                    "or point SandboxConfig.seccomp_profile at one"
+                ) from exc
+            self._seccomp = text
+        return self._seccomp
 
     async def _abandon_start(
         self, start: asyncio.Future[str] | None, endpoint: HostEndpoint, socket_dir: str

@@ -1,0 +1,1 @@
+"""Hardening past Docker's defaults: the seccomp profile and the host checks."""
