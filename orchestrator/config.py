@@ -153,6 +153,7 @@ class SandboxConfig:
     socket_root: str | None = None  # where per-sandbox socket directories go; None: the temp dir
     sandbox_uid: int = 10001
     seccomp_profile: str = DEFAULT_SECCOMP_PROFILE  # made by make setup; no sandbox starts without it
+    allow_weak_host: bool = False  # operator override of the host checks; logged loudly on every start
 
 
 def _check(ok: bool, message: str) -> None:

@@ -9,6 +9,9 @@ Every call runs in a worker thread under a deadline, and docker's exceptions are
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -20,9 +23,11 @@ import requests.exceptions
 from docker.types import LogConfig, Mount, Ulimit
 
 from ..errors import EngineUnavailableError, InvalidInputError, SandboxStartError
+from ..security.host_check import HostFacts, evaluate
 from .backend import LABEL_MANAGED, LABEL_OWNER, LABEL_SANDBOX, ContainerExit, ManagedContainer, SandboxSpec
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 CONTEXT_MOUNT = "/context"
 SOCKET_MOUNT = "/rlm"
@@ -82,8 +87,11 @@ def container_kwargs(spec: SandboxSpec) -> dict[str, Any]:
 class DockerBackend:
     """Sandbox backend on a Docker engine (runc or runsc)."""
 
-    def __init__(self, base_url: str | None = None, call_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, base_url: str | None = None, call_timeout_s: float = 60.0, allow_weak_host: bool = False
+    ) -> None:
         self._base_url = base_url
+        self._allow_weak_host = allow_weak_host
         self._call_timeout_s = call_timeout_s
         self._client: docker.DockerClient | None = None  # made on first use: no I/O in __init__
         # `wait` calls block for as long as a container lives: their own threads, off the shared pool.
@@ -141,6 +149,36 @@ class DockerBackend:
         info = await self._run(probe)
         if runtime not in (info.get("Runtimes") or {}):
             raise InvalidInputError(f"runtime {runtime!r} is not registered with dockerd: run `make setup`")
+        facts = await self._run(self._host_facts, info)
+        problems = evaluate(facts, runtime)
+        if problems and not self._allow_weak_host:
+            raise EngineUnavailableError(
+                "refusing to run sandboxes on this host: "
+                + "; ".join(problems)
+                + " (an operator may override with allow_weak_host, at their own risk)"
+            )
+        for problem in problems:
+            log.warning("INSECURE HOST, running anyway because allow_weak_host is set: %s", problem)
+
+    def _host_facts(self, info: dict[str, Any]) -> HostFacts:
+        version = self._docker().version()
+        components = {c.get("Name"): c.get("Version") for c in version.get("Components") or []}
+        runsc = (info.get("Runtimes") or {}).get("runsc")
+        runsc_version = None
+        if runsc and os.path.isfile(runsc.get("path", "")):  # a local engine: ask the binary itself
+            try:
+                done = subprocess.run(
+                    [runsc["path"], "--version"], capture_output=True, text=True, timeout=10
+                )
+                runsc_version = done.stdout.splitlines()[0] if done.stdout else None
+            except (OSError, subprocess.TimeoutExpired):
+                runsc_version = None
+        return HostFacts(
+            docker_version=str(version.get("Version", "")),
+            runc_version=components.get("runc"),
+            runsc_version=runsc_version,
+            runsc_args=tuple(runsc.get("runtimeArgs") or ()) if runsc else None,
+        )
 
     async def start(self, spec: SandboxSpec) -> str:
         def create_and_start() -> str:

@@ -42,7 +42,7 @@ class SandboxManager:
 
     def __init__(self, config: SandboxConfig | None = None, backend: SandboxBackend | None = None) -> None:
         self.config = config or SandboxConfig()
-        self._backend: SandboxBackend = backend or DockerBackend()
+        self._backend: SandboxBackend = backend or DockerBackend(allow_weak_host=self.config.allow_weak_host)
         self._owner = OwnerId.new()
         self._sessions: set[SandboxSession] = set()
         self._starting: set[str] = set()  # sandbox ids between "create" and "hello"
