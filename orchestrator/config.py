@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from .errors import InvalidInputError
 
@@ -159,3 +160,72 @@ class SandboxConfig:
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise InvalidInputError(message)
+
+
+# What a tenant's request may set, and how each value is read. Anything else is refused: the container
+# arguments come from container_kwargs alone, never from a request.
+_REQUEST_FIELDS = {
+    "memory": ("memory_bytes", parse_size),
+    "cpus": ("cpus", float),
+    "pids": ("pids", int),
+    "nofile": ("nofile", int),
+    "tmpfs": ("tmpfs_bytes", parse_size),
+    "file_size": ("file_size_bytes", parse_size),
+    "timeout": ("cell_timeout_s", float),
+    "max_output_bytes": ("max_output_bytes", int),
+}
+# Named so the refusal says what it is: each would undo a layer of the sandbox.
+FORBIDDEN_REQUEST_KEYS = frozenset(
+    {
+        "privileged",
+        "cap_add",
+        "capabilities",
+        "devices",
+        "device_requests",
+        "network",
+        "network_mode",
+        "pid_mode",
+        "ipc_mode",
+        "uts_mode",
+        "userns_mode",
+        "security_opt",
+        "seccomp",
+        "apparmor",
+        "seccomp_profile",
+        "cgroup_parent",
+        "cgroupns",
+        "volumes",
+        "mounts",
+        "binds",
+        "docker_socket",
+        "user",
+        "read_only",
+        "sysctls",
+        "runtime_args",
+        "image",
+    }
+)
+
+
+def limits_from_request(
+    request: Mapping[str, object], base: SandboxLimits | None = None
+) -> tuple[SandboxLimits, Runtime | None]:
+    """A tenant's sandbox request -> limits (and a runtime, if named). Refuses anything else by name."""
+    base = base or SandboxLimits()
+    changes: dict[str, object] = {}
+    runtime = None
+    for key, value in request.items():
+        if key in FORBIDDEN_REQUEST_KEYS:
+            raise InvalidInputError(f"a sandbox request may not set {key!r}: it would weaken the sandbox")
+        if key == "runtime":
+            runtime = Runtime.parse(str(value))
+            continue
+        if key not in _REQUEST_FIELDS:
+            allowed = ", ".join(sorted([*_REQUEST_FIELDS, "runtime"]))
+            raise InvalidInputError(f"unknown sandbox request field {key!r} (allowed: {allowed})")
+        name, read = _REQUEST_FIELDS[key]
+        try:
+            changes[name] = read(value)  # type: ignore[operator]
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"{key}: not a valid value: {value!r}") from None
+    return replace(base, **changes), runtime  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from orchestrator.config import Runtime, SandboxLimits, parse_size
+from orchestrator.config import Runtime, SandboxLimits, limits_from_request, parse_size
 from orchestrator.errors import InvalidInputError, all_error_classes
 from orchestrator.sandbox.backend import LABEL_MANAGED, LABEL_OWNER, SandboxSpec
 from orchestrator.sandbox.docker_backend import container_kwargs
@@ -159,3 +159,42 @@ def test_sandbox_pins_match_the_project_pins() -> None:
     )
     assert image["grpcio"] == pins["grpcio"] == tools["grpcio-tools"]
     assert image["protobuf"] == pins["protobuf"]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "privileged",
+        "cap_add",
+        "devices",
+        "network_mode",
+        "pid_mode",
+        "security_opt",
+        "seccomp",
+        "apparmor",
+        "cgroup_parent",
+        "volumes",
+        "docker_socket",
+        "userns_mode",
+    ],
+)
+def test_tenant_requests_cannot_weaken_the_sandbox(key: str) -> None:
+    """Privileged mode, host namespaces, devices, capabilities, unconfined profiles, mounts of the Docker
+    socket and cgroup parents are refused by name."""
+    with pytest.raises(InvalidInputError, match=f"may not set '{key}'"):
+        limits_from_request({key: True})
+
+
+def test_tenant_requests_set_limits_and_runtime() -> None:
+    """Known fields become limits (validated as limits are); unknown fields are refused."""
+    limits, runtime = limits_from_request({"memory": "256m", "cpus": 0.5, "timeout": 5, "runtime": "runsc"})
+    assert (limits.memory_bytes, limits.cpus, limits.cell_timeout_s, runtime) == (
+        256 << 20,
+        0.5,
+        5.0,
+        Runtime.RUNSC,
+    )
+    with pytest.raises(InvalidInputError, match="unknown sandbox request field"):
+        limits_from_request({"colour": "blue"})
+    with pytest.raises(InvalidInputError, match="memory must be at least"):
+        limits_from_request({"memory": "1k"})
