@@ -102,3 +102,55 @@ async def test_no_profile_no_sandbox(
         with pytest.raises(EngineUnavailableError, match="make setup"):
             async with manager.open(context_dir):
                 pass
+
+
+CROSS_TENANT = """
+import grpc, json, os
+from rlm_proto.v1 import sandbox_pb2 as pb
+from rlm_proto.v1.sandbox_pb2_grpc import SandboxHostStub
+out = {"rlm_dir": sorted(os.listdir("/rlm")) if os.access("/rlm", os.R_OK) else "unlistable",
+       "context": sorted(os.listdir("/context")), "other_socket": os.path.exists(OTHER_SOCKET)}
+stub = SandboxHostStub(grpc.insecure_channel("unix:/rlm/host.sock"))
+try:
+    stub.Stats(pb.StatsRequest(), metadata=(("x-rlm-token", OTHER_TOKEN),), timeout=5)
+    out["other_token"] = "accepted"
+except grpc.RpcError as e:
+    out["other_token"] = e.code().name
+for path in ("secret-b.txt", "../secret-b.txt", OTHER_CONTEXT + "/secret-b.txt"):
+    try:
+        read_file(path)
+        out[path] = "read"
+    except ContextPathError:
+        out[path] = "refused"
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.docker
+async def test_tenants_cannot_reach_each_other(manager: SandboxManager, tmp_path: Path, runtime: str) -> None:
+    """With both sandboxes live, tenant A's code cannot see B's socket or context, cannot use B's token
+    (even knowing it), and its reads do not touch B's account."""
+    dir_a, dir_b = tmp_path / "a", tmp_path / "b"
+    dir_a.mkdir()
+    dir_b.mkdir()
+    (dir_a / "mine-a.txt").write_text("alpha data")
+    (dir_b / "secret-b.txt").write_text("beta secret")
+    async with (
+        manager.open(dir_b, tenant="beta", runtime=runtime) as b,
+        manager.open(dir_a, tenant="alpha", runtime=runtime) as a,
+    ):
+        code = (
+            f"OTHER_TOKEN = {b.spec.token!r}\nOTHER_SOCKET = {b.spec.socket_dir + '/host.sock'!r}\n"
+            f"OTHER_CONTEXT = {str(dir_b)!r}\n" + CROSS_TENANT
+        )
+        result = await a.run(code)
+        assert (await a.run("print(read_file('mine-a.txt'))")).stdout.text == "alpha data\n"
+        assert b.usage.bytes_read == 0 and a.usage.bytes_read > 0
+    assert result.ok, result.error
+    seen = json.loads(result.stdout.text)
+    assert seen["rlm_dir"] in ("unlistable", ["host.sock"]) and seen["context"] == ["mine-a.txt"]
+    assert seen["other_socket"] is False and seen["other_token"] == "UNAUTHENTICATED"
+    assert all(
+        seen[p] == "refused" for p in ("secret-b.txt", "../secret-b.txt", str(dir_b) + "/secret-b.txt")
+    )
+    assert "beta secret" not in result.stdout.text

@@ -82,6 +82,7 @@ def test_environment_is_built_from_nothing() -> None:
     kw = container_kwargs(_spec())
     assert kw["environment"] == {"RLM_SOCKET": "/rlm/host.sock", "RLM_TOKEN": "tok"}
     assert kw["labels"][LABEL_MANAGED] == "1" and kw["labels"][LABEL_OWNER] == "h/1/2/x"
+    assert kw["labels"]["io.rlm.tenant"] == "default"
 
 
 def test_owner_id_round_trips_and_detects_orphans() -> None:

@@ -10,6 +10,7 @@ from ..config import Runtime, SandboxLimits
 LABEL_MANAGED = "io.rlm.managed"
 LABEL_OWNER = "io.rlm.owner"
 LABEL_SANDBOX = "io.rlm.sandbox"
+LABEL_TENANT = "io.rlm.tenant"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,7 @@ class SandboxSpec:
     owner: str  # see ownership.OwnerId
     uid: int
     seccomp: str = ""  # the seccomp profile's JSON text; never empty for a real sandbox
+    tenant: str = "default"
 
 
 @dataclass(frozen=True, slots=True)

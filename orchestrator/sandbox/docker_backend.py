@@ -24,7 +24,15 @@ from docker.types import LogConfig, Mount, Ulimit
 
 from ..errors import EngineUnavailableError, InvalidInputError, SandboxStartError
 from ..security.host_check import HostFacts, evaluate
-from .backend import LABEL_MANAGED, LABEL_OWNER, LABEL_SANDBOX, ContainerExit, ManagedContainer, SandboxSpec
+from .backend import (
+    LABEL_MANAGED,
+    LABEL_OWNER,
+    LABEL_SANDBOX,
+    LABEL_TENANT,
+    ContainerExit,
+    ManagedContainer,
+    SandboxSpec,
+)
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -48,7 +56,12 @@ def container_kwargs(spec: SandboxSpec) -> dict[str, Any]:
         "working_dir": "/tmp",
         # The environment is built here from nothing: the orchestrator's own is never passed on.
         "environment": {"RLM_SOCKET": f"{SOCKET_MOUNT}/{SOCKET_NAME}", "RLM_TOKEN": spec.token},
-        "labels": {LABEL_MANAGED: "1", LABEL_OWNER: spec.owner, LABEL_SANDBOX: spec.sandbox_id},
+        "labels": {
+            LABEL_MANAGED: "1",
+            LABEL_OWNER: spec.owner,
+            LABEL_SANDBOX: spec.sandbox_id,
+            LABEL_TENANT: spec.tenant,
+        },
         "runtime": spec.runtime.value,
         "network_mode": "none",
         "read_only": True,

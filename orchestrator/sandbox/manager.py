@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -30,6 +31,7 @@ from .session import SandboxSession
 log = logging.getLogger(__name__)
 
 ContextLike = str | os.PathLike[str] | ContextSource
+_TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 # Measured here: under runsc a pids limit of 32 stops the container starting (the Sentry's threads are in
 # the container's cgroup) and 64 stops our runtime connecting (gRPC's threads); 80 works. 96 keeps a margin.
@@ -92,6 +94,7 @@ class SandboxManager:
         runtime: Runtime | str | None = None,
         limits: SandboxLimits | None = None,
         subcalls: SubCalls | None = None,
+        tenant: str = "default",
     ) -> AsyncIterator[SandboxSession]:
         """Start a sandbox over a context (mounted read-only at /context) and destroy it on exit.
 
@@ -108,6 +111,7 @@ class SandboxManager:
             runtime=runtime,
             limits=limits,
             subcalls=subcalls,
+            tenant=tenant,
         )
         try:
             yield session
@@ -125,11 +129,14 @@ class SandboxManager:
         runtime: Runtime | str | None = None,
         limits: SandboxLimits | None = None,
         subcalls: SubCalls | None = None,
+        tenant: str = "default",
     ) -> SandboxSession:
         """Start a sandbox (see open()); `subcalls` answers its llm_query / rlm_query calls."""
+        if not _TENANT.fullmatch(tenant):
+            raise InvalidInputError(f"a tenant id is 1-64 letters, digits, '-', '_' or '.': {tenant[:80]!r}")
         store, owns_source = _store_for(context, include, exclude, store, context_limits)
         try:
-            return await self._start(store, owns_source, runtime, limits, subcalls)
+            return await self._start(store, owns_source, runtime, limits, subcalls, tenant)
         except BaseException:
             if owns_source:
                 store.source.close()
@@ -142,6 +149,7 @@ class SandboxManager:
         runtime: Runtime | str | None,
         limits: SandboxLimits | None,
         subcalls: SubCalls | None,
+        tenant: str,
     ) -> SandboxSession:
         if self._closed:
             raise SandboxClosedError("the sandbox manager is closed")
@@ -171,6 +179,7 @@ class SandboxManager:
             owner=str(self._owner),
             uid=self.config.sandbox_uid,
             seccomp=self._seccomp_profile(),
+            tenant=tenant,
         )
         endpoint = HostEndpoint(
             os.path.join(socket_dir, SOCKET_NAME),

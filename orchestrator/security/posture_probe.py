@@ -68,7 +68,7 @@ def _mounts() -> dict:
             _src, target, fstype, options = line.split()[:4]
             if target in wanted:
                 flags = sorted({"ro", "rw", "nosuid", "nodev", "noexec"} & set(options.split(",")))
-                entry = {"flags": flags}
+                entry: dict[str, object] = {"flags": flags}
                 if target not in ("/context", "/rlm"):  # a bind mount's type is the host's business
                     entry["fstype"] = fstype
                 found[target] = entry  # the last mount on a target wins
