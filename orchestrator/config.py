@@ -208,9 +208,15 @@ FORBIDDEN_REQUEST_KEYS = frozenset(
 
 
 def limits_from_request(
-    request: Mapping[str, object], base: SandboxLimits | None = None
+    request: Mapping[str, object],
+    base: SandboxLimits | None = None,
+    runtimes: tuple[Runtime, ...] = (Runtime.RUNC, Runtime.RUNSC),
 ) -> tuple[SandboxLimits, Runtime | None]:
-    """A tenant's sandbox request -> limits (and a runtime, if named). Refuses anything else by name."""
+    """A tenant's sandbox request -> limits (and a runtime, if named). Refuses anything else by name.
+
+    `base` is the operator's limits: a request may lower each one, never raise it. `runtimes` are the
+    runtimes the operator lets tenants choose.
+    """
     base = base or SandboxLimits()
     changes: dict[str, object] = {}
     runtime = None
@@ -219,13 +225,20 @@ def limits_from_request(
             raise InvalidInputError(f"a sandbox request may not set {key!r}: it would weaken the sandbox")
         if key == "runtime":
             runtime = Runtime.parse(str(value))
+            if runtime not in runtimes:
+                raise InvalidInputError(f"runtime {runtime.value!r} is not offered here")
             continue
         if key not in _REQUEST_FIELDS:
             allowed = ", ".join(sorted([*_REQUEST_FIELDS, "runtime"]))
             raise InvalidInputError(f"unknown sandbox request field {key!r} (allowed: {allowed})")
         name, read = _REQUEST_FIELDS[key]
         try:
-            changes[name] = read(value)  # type: ignore[operator]
+            wanted = read(value)  # type: ignore[operator]
         except (TypeError, ValueError):
             raise InvalidInputError(f"{key}: not a valid value: {value!r}") from None
+        if wanted > getattr(base, name):
+            raise InvalidInputError(
+                f"{key} {value!r} is above this operator's limit of {getattr(base, name)}"
+            )
+        changes[name] = wanted
     return replace(base, **changes), runtime  # type: ignore[arg-type]

@@ -11,7 +11,8 @@ PKG=golang-github-docker-docker-dev
 log() { printf '[seccomp] %s\n' "$*"; }
 
 stamp=$(cat "$repo/orchestrator/security/seccomp.py" | sha256sum | cut -c1-32)
-if [ -f "$OUT" ] && [ "$(cat "$OUT.inputs" 2>/dev/null)" = "$stamp" ]; then
+if [ -f "$OUT" ] && [ "$(cat "$OUT.inputs" 2>/dev/null)" = "$stamp" ] \
+   && "$PY" -W ignore::RuntimeWarning -m orchestrator.security.seccomp --verify "$OUT" >/dev/null; then
   log "$OUT is up to date"
   exit 0
 fi
@@ -22,6 +23,6 @@ trap 'rm -rf "$work"' EXIT
 dpkg-deb -x "$work"/"$PKG"_*.deb "$work/x"
 upstream="$work/x/usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json"
 mkdir -p "$(dirname "$OUT")"
-"$PY" -m orchestrator.security.seccomp "$upstream" "$OUT"
+"$PY" -W ignore::RuntimeWarning -m orchestrator.security.seccomp "$upstream" "$OUT"
 echo "$stamp" > "$OUT.inputs"
 log "built $OUT (upstream default + io_uring, AF_ALG and AF_VSOCK blocked)"

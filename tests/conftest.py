@@ -13,7 +13,7 @@ import pytest
 from orchestrator import SandboxLimits
 from orchestrator.config import DEFAULT_IMAGE
 from orchestrator.sandbox import SandboxManager, SandboxSession
-from orchestrator.sandbox.backend import LABEL_MANAGED
+from orchestrator.sandbox.backend import LABEL_MANAGED, LABEL_OWNER
 
 RUNTIMES = ["runc", "runsc"]
 
@@ -42,7 +42,12 @@ def docker_client() -> Iterator[docker.DockerClient]:
         pytest.skip(f"Docker unavailable and CI unset: {problem}")
     client = docker.from_env(timeout=60)
     yield client
-    leftovers = client.containers.list(all=True, filters={"label": f"{LABEL_MANAGED}=1"})
+    mine = f"/{os.getpid()}/"  # owners are host/pid/start/instance: only this test process's sandboxes
+    leftovers = [
+        c
+        for c in client.containers.list(all=True, filters={"label": f"{LABEL_MANAGED}=1"})
+        if mine in c.labels.get(LABEL_OWNER, "")
+    ]
     names = [c.name for c in leftovers]
     for container in leftovers:
         container.remove(force=True)

@@ -11,7 +11,7 @@ import pytest
 from orchestrator.config import DEFAULT_SECCOMP_PROFILE, SandboxConfig
 from orchestrator.errors import EngineUnavailableError
 from orchestrator.sandbox import SandboxManager
-from orchestrator.security.seccomp import allowed_syscalls, harden
+from orchestrator.security.seccomp import allowed_syscalls, harden, verify
 
 PROBE = """
 import ctypes, errno, json, socket
@@ -28,27 +28,75 @@ for name, family, kind in cases:
         out[name] = "allowed"
     except OSError as e:
         out[name] = errno.errorcode.get(e.errno, "?")
+# Review found two bypasses of a first version: a family with high bits set (the kernel reads an int,
+# the filter compared 64 bits) and i386 socketcall() through `int 0x80` from a 64-bit process.
+for name, family in (("AF_VSOCK_high_bits", 0x1_00000028), ("AF_ALG_high_bits", 0xFFFFFFFF_00000026)):
+    fd = libc.syscall(41, ctypes.c_uint64(family), socket.SOCK_STREAM, 0)
+    out[name] = "allowed" if fd >= 0 else errno.errorcode.get(ctypes.get_errno(), "?")
 print(json.dumps(out))
 """
 
+INT80_SOCKETCALL = r'''
+import subprocess, sys
+code = """
+import ctypes, mmap, struct
+args = mmap.mmap(-1, 4096, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x40)  # MAP_32BIT
+args.write(struct.pack("<III", 40, 1, 0))  # socketcall(SYS_SOCKET, {AF_VSOCK, SOCK_STREAM, 0})
+addr = ctypes.addressof(ctypes.c_char.from_buffer(args))
+text = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+# push rbx; mov eax, 102; mov ebx, 1; mov ecx, addr; int 0x80; pop rbx; ret
+text.write(bytes.fromhex("53b866000000bb01000000b9") + struct.pack("<I", addr) + bytes.fromhex("cd805bc3"))
+fn = ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.addressof(ctypes.c_char.from_buffer(text)))
+print(fn())
+"""
+done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+print(done.returncode, done.stdout.strip())
+'''
 
-def test_harden_blocks_io_uring_and_the_two_families() -> None:
-    """io_uring leaves the allow list; socket() is allowed by family everywhere but 38 and 40."""
+
+def test_harden_blocks_io_uring_socketcall_32bit_and_high_families() -> None:
+    """io_uring and socketcall leave the allow list, no 32-bit ABI remains, socket() only below 38."""
     upstream = {
         "defaultAction": "SCMP_ACT_ERRNO",
+        "archMap": [
+            {"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]}
+        ],
         "syscalls": [
-            {"names": ["read", "socket", "io_uring_setup", "io_uring_enter"], "action": "SCMP_ACT_ALLOW"}
+            {
+                "names": ["read", "socket", "socketcall", "io_uring_setup", "io_uring_enter"],
+                "action": "SCMP_ACT_ALLOW",
+            }
         ],
     }
     profile = harden(upstream)
     assert allowed_syscalls(profile) == {"read", "socket"}
+    assert profile["archMap"][0]["subArchitectures"] == []
     rules = [r["args"][0] for r in profile["syscalls"] if r["names"] == ["socket"]]
-    assert [(r["op"], r["value"]) for r in rules] == [
-        ("SCMP_CMP_LT", 38),
-        ("SCMP_CMP_EQ", 39),
-        ("SCMP_CMP_GT", 40),
+    assert [(r["op"], r["value"]) for r in rules] == [("SCMP_CMP_LT", 38)]
+    assert upstream["syscalls"][0]["names"][3] == "io_uring_setup"  # the input is left as it was
+
+
+def test_verify_catches_a_weakened_profile() -> None:
+    """A profile missing any of our blocks is refused at load time, whatever its file says."""
+    good = harden(
+        {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["socket"], "action": "SCMP_ACT_ALLOW"}]}
+    )
+    verify(good)
+    gt_rule = {
+        "names": ["socket"],
+        "action": "SCMP_ACT_ALLOW",
+        "args": [{"index": 0, "value": 40, "op": "SCMP_CMP_GT"}],
+    }
+    weakened = [
+        {**good, "defaultAction": "SCMP_ACT_ALLOW"},
+        {**good, "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86"]}]},
+        {**good, "syscalls": [*good["syscalls"], {"names": ["io_uring_setup"], "action": "SCMP_ACT_ALLOW"}]},
+        {**good, "syscalls": [{"names": ["socket"], "action": "SCMP_ACT_ALLOW"}]},
+        {**good, "syscalls": [gt_rule]},
     ]
-    assert upstream["syscalls"][0]["names"][2] == "io_uring_setup"  # the input is left as it was
+    for profile in weakened:
+        with pytest.raises(ValueError):
+            verify(profile)
 
 
 def test_harden_refuses_surprises() -> None:
@@ -68,7 +116,7 @@ def test_the_installed_profile_is_ours() -> None:
     """make setup installed the hardened profile: no io_uring, socket() only by family."""
     profile = json.loads(Path(DEFAULT_SECCOMP_PROFILE).read_text())
     assert not {"io_uring_setup", "io_uring_enter", "io_uring_register"} & allowed_syscalls(profile)
-    assert all(r.get("args") for r in profile["syscalls"] if "socket" in r["names"])
+    verify(profile)
 
 
 @pytest.mark.docker
@@ -82,14 +130,24 @@ async def test_blocked_calls_are_refused_in_a_sandbox(
     assert result.ok, result.error
     seen = json.loads(result.stdout.text)
     if runtime == "runc":
-        for blocked in ("io_uring_setup", "AF_VSOCK", "AF_ALG"):
+        for blocked in ("io_uring_setup", "AF_VSOCK", "AF_ALG", "AF_VSOCK_high_bits", "AF_ALG_high_bits"):
             assert seen[blocked] == "EPERM", (blocked, seen)  # our filter said no, not the kernel
     else:
         # gVisor: the program's syscalls go to the Sentry, never the host kernel. It has no AF_VSOCK or
         # AF_ALG at all, and io_uring is the Sentry's own implementation (see docs/threat-model.md).
         assert seen["AF_VSOCK"] == seen["AF_ALG"] == "EAFNOSUPPORT", seen
+        assert seen["AF_VSOCK_high_bits"] != "allowed" and seen["AF_ALG_high_bits"] != "allowed", seen
         assert seen["io_uring_setup"] in {"allowed", "EPERM", "ENOSYS"}, seen
     assert seen["AF_UNIX"] == "allowed" and seen["AF_INET"] == "allowed"
+
+
+@pytest.mark.docker
+async def test_32bit_socketcall_is_killed_under_runc(manager: SandboxManager, context_dir: Path) -> None:
+    """i386 socketcall() through int 0x80 from a 64-bit process is killed (SIGSYS), not an AF_VSOCK fd."""
+    async with manager.open(context_dir, runtime="runc") as session:
+        result = await session.run(INT80_SOCKETCALL)
+    assert result.ok, result.error
+    assert result.stdout.text.split()[0] == "-31", result.stdout.text  # killed by SIGSYS
 
 
 @pytest.mark.docker
@@ -112,7 +170,7 @@ out = {"rlm_dir": sorted(os.listdir("/rlm")) if os.access("/rlm", os.R_OK) else 
        "context": sorted(os.listdir("/context")), "other_socket": os.path.exists(OTHER_SOCKET)}
 stub = SandboxHostStub(grpc.insecure_channel("unix:/rlm/host.sock"))
 try:
-    stub.Stats(pb.StatsRequest(), metadata=(("x-rlm-token", OTHER_TOKEN),), timeout=5)
+    stub.Stats(pb.StatsRequest(), metadata=(("x-rlm-token", OTHER_TOKEN),), timeout=60)
     out["other_token"] = "accepted"
 except grpc.RpcError as e:
     out["other_token"] = e.code().name

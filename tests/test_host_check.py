@@ -6,8 +6,12 @@ import pytest
 
 from orchestrator.security.host_check import HostFacts, evaluate, parse_version
 
-GOOD = HostFacts(
-    "20.10.24+dfsg1", "1.1.5+ds1", "runsc version 0.0~20221219.0", ("--network=none", "--host-uds=open")
+GOOD = HostFacts(  # what make setup installs, as the engine reports it
+    "20.10.24+dfsg1",
+    "1.1.5+ds1",
+    "runsc version 0.0~20221219.0",
+    ("--network=none", "--host-uds=open"),
+    runc_commit="1.1.5+ds1-1+deb12u1",
 )
 
 
@@ -35,6 +39,8 @@ def test_versions_parse(text: str, parsed: tuple[int, ...] | None) -> None:
     [
         (HostFacts("19.03.13", "1.1.5", None, None), "runc", "Docker engine 19.03.13"),
         (HostFacts("20.10.24", "1.0.0-rc93", None, None), "runc", "runc 1.0.0-rc93"),
+        (HostFacts("20.10.24", "1.1.11", None, None), "runc", "runc 1.1.11"),  # before the CVE-2024-21626 fix
+        (HostFacts("20.10.24", "1.1.5+ds1", None, None, runc_commit="1.1.5+ds1-1"), "runc", "runc 1.1.5+ds1"),
         (
             HostFacts(
                 "20.10.24", "1.1.5", "runsc version 0.0~20220101.0", ("--network=none", "--host-uds=open")
@@ -58,6 +64,16 @@ def test_versions_parse(text: str, parsed: tuple[int, ...] | None) -> None:
             "--host-uds=open exactly",
         ),
         (HostFacts("20.10.24", "1.1.5", GOOD.runsc_version, ("--host-uds=open",)), "runsc", "--network=none"),
+        (
+            HostFacts(
+                "20.10.24",
+                "1.1.5",
+                GOOD.runsc_version,
+                ("--network=none", "--host-uds=open", "--network=host"),
+            ),
+            "runsc",
+            "--network=none exactly",
+        ),
         (HostFacts("20.10.24", "1.1.5", GOOD.runsc_version, None), "runsc", "not registered"),
     ],
 )
@@ -65,3 +81,12 @@ def test_weak_hosts_are_refused_with_what_to_fix(facts: HostFacts, runtime: str,
     """Each weakness is named with what to upgrade or change."""
     problems = evaluate(facts, runtime)
     assert any(needle in p for p in problems), problems
+
+
+def test_patched_runc_passes() -> None:
+    """Upstream 1.1.12+ passes, and so does Debian's backport by its revision."""
+    assert evaluate(HostFacts("20.10.24", "1.1.12", None, None), "runc") == []
+    assert (
+        evaluate(HostFacts("20.10.24", "1.1.5+ds1", None, None, runc_commit="1.1.5+ds1-1+deb12u3"), "runc")
+        == []
+    )

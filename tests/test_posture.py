@@ -57,5 +57,7 @@ async def test_engine_side_posture(
     assert len(seccomp) == 1 and "io_uring_setup" not in seccomp[0]
     assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "1", "max-size": "1m"}}
     assert not host.get("Devices") and not host.get("CgroupParent") and host["PidMode"] == ""
+    assert host["ShmSize"] == 16 * 1024**2
+    assert host["Tmpfs"] == {"/tmp": f"rw,nosuid,nodev,noexec,size={limits.tmpfs_bytes},mode=1777"}
     binds = [(m["Target"], m["ReadOnly"]) for m in host["Mounts"]]
     assert binds == [("/context", True), ("/rlm", True)]

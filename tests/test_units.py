@@ -189,6 +189,10 @@ def test_tenant_requests_cannot_weaken_the_sandbox(key: str) -> None:
 def test_tenant_requests_set_limits_and_runtime() -> None:
     """Known fields become limits (validated as limits are); unknown fields are refused."""
     limits, runtime = limits_from_request({"memory": "256m", "cpus": 0.5, "timeout": 5, "runtime": "runsc"})
+    with pytest.raises(InvalidInputError, match="above this operator's limit"):
+        limits_from_request({"memory": "1t"})
+    with pytest.raises(InvalidInputError, match="not offered"):
+        limits_from_request({"runtime": "runc"}, runtimes=(Runtime.RUNSC,))
     assert (limits.memory_bytes, limits.cpus, limits.cell_timeout_s, runtime) == (
         256 << 20,
         0.5,

@@ -175,10 +175,12 @@ class DockerBackend:
 
     def _host_facts(self, info: dict[str, Any]) -> HostFacts:
         version = self._docker().version()
-        components = {c.get("Name"): c.get("Version") for c in version.get("Components") or []}
+        components = {c.get("Name"): c for c in version.get("Components") or []}
+        runc = components.get("runc") or {}
         runsc = (info.get("Runtimes") or {}).get("runsc")
         runsc_version = None
-        if runsc and os.path.isfile(runsc.get("path", "")):  # a local engine: ask the binary itself
+        local = str(self._docker().api.base_url).startswith("http+docker://")  # a Unix socket: this host
+        if runsc and local and os.path.isfile(runsc.get("path", "")):  # ask the binary itself
             try:
                 done = subprocess.run(
                     [runsc["path"], "--version"], capture_output=True, text=True, timeout=10
@@ -188,7 +190,8 @@ class DockerBackend:
                 runsc_version = None
         return HostFacts(
             docker_version=str(version.get("Version", "")),
-            runc_version=components.get("runc"),
+            runc_version=runc.get("Version"),
+            runc_commit=(runc.get("Details") or {}).get("GitCommit"),
             runsc_version=runsc_version,
             runsc_args=tuple(runsc.get("runtimeArgs") or ()) if runsc else None,
         )

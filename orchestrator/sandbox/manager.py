@@ -22,6 +22,7 @@ from ..config import ContextLimits, Runtime, SandboxConfig, SandboxLimits
 from ..context.sources import ContextShape, ContextSource, FileSystemContext
 from ..context.store import ContextStore
 from ..errors import EngineUnavailableError, InvalidInputError, SandboxClosedError, SandboxStartError
+from ..security import seccomp
 from .backend import LABEL_OWNER, LABEL_SANDBOX, SandboxBackend, SandboxSpec
 from .docker_backend import SOCKET_NAME, DockerBackend
 from .host_server import HostEndpoint, SubCalls
@@ -217,10 +218,10 @@ class SandboxManager:
             path = self.config.seccomp_profile
             try:
                 text = Path(path).read_text()
-                json.loads(text)
+                seccomp.verify(json.loads(text))  # a stale or tampered profile is no profile
             except (OSError, ValueError) as exc:
                 raise EngineUnavailableError(
-                    f"no usable seccomp profile at {path} ({type(exc).__name__}): run `make setup`, "
+                    f"no usable seccomp profile at {path} ({exc}): run `make setup`, "
                     "or point SandboxConfig.seccomp_profile at one"
                 ) from exc
             self._seccomp = text

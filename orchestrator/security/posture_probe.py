@@ -42,9 +42,9 @@ def _syscall(number: int, *args) -> str:
     return "ok" if result >= 0 else _errno_name(ctypes.get_errno())
 
 
-def _socket(family: int, kind: int) -> str:
+def _socket(family: int, kind: int, proto: int = 0) -> str:
     try:
-        socket.socket(family, kind).close()
+        socket.socket(family, kind, proto).close()
         return "ok"
     except OSError as exc:
         return _errno_name(exc.errno or 0)
@@ -110,6 +110,7 @@ posture = {
     },
     "syscalls": {
         "io_uring_setup": _syscall(SYS["io_uring_setup"], 1, params),
+        "socket_vsock_high_bits": _syscall(41, ctypes.c_uint64(0x1_00000028), socket.SOCK_STREAM, 0),
         "unshare_user_ns": _syscall(SYS["unshare"], 0x10000000),
         "mount_tmpfs": _syscall(SYS["mount"], b"none", b"/tmp", b"tmpfs", 0, None),
         "bpf": _syscall(SYS["bpf"], 0, attr, 48),
@@ -123,7 +124,7 @@ posture = {
         "AF_VSOCK": _socket(40, socket.SOCK_STREAM),
         "AF_ALG": _socket(38, socket.SOCK_SEQPACKET),
         "AF_PACKET": _socket(17, socket.SOCK_RAW),
-        "AF_INET_RAW": _socket(socket.AF_INET, socket.SOCK_RAW),
+        "AF_INET_RAW_ICMP": _socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP),
         "AF_INET": _socket(socket.AF_INET, socket.SOCK_STREAM),
         "AF_UNIX": _socket(socket.AF_UNIX, socket.SOCK_STREAM),
     },
