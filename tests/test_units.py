@@ -203,3 +203,13 @@ def test_tenant_requests_set_limits_and_runtime() -> None:
         limits_from_request({"colour": "blue"})
     with pytest.raises(InvalidInputError, match="memory must be at least"):
         limits_from_request({"memory": "1k"})
+
+
+def test_every_package_is_shipped() -> None:
+    """pyproject lists every package directory, so a non-editable install is complete."""
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        str(p.parent.relative_to(REPO)).replace("/", ".")
+        for p in (REPO / "orchestrator").rglob("__init__.py")
+    }
+    assert found <= listed, found - listed
