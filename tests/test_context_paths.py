@@ -103,3 +103,20 @@ def test_the_kernel_path_is_used_here(root: int, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(paths, "_openat2_ok", None)
     os.close(paths.open_beneath(root, "hello.txt"))
     assert paths._openat2_ok is True
+
+
+def test_device_nodes_are_refused_without_being_opened(resolver: str, tmp_path: Path) -> None:
+    """A character device in the context (here /dev/null's numbers) is refused as not a regular file."""
+    if os.geteuid() != 0:
+        pytest.skip("making a device node needs root (CI runs as root)")
+    import stat
+
+    root = tmp_path / "ctx"
+    root.mkdir()
+    os.mknod(root / "null_dev", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(ContextPathError, match="not a regular file"):
+            paths.open_beneath(fd, "null_dev")
+    finally:
+        os.close(fd)
