@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from .config import LLMEndpoint, RLMConfig
+from .config import LLMEndpoint, RLMConfig, Runtime
 from .context.sources import FileSystemContext
 from .errors import InvalidInputError
 from .rlm import (
@@ -73,6 +73,9 @@ def run_main(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         raise InvalidInputError(NO_ENDPOINT)
     if not Path(args.context).is_dir():
         raise InvalidInputError(f"context directory does not exist: {args.context}")
+    if not args.query.strip():
+        raise InvalidInputError("the query must not be empty")
+    Runtime.parse(args.runtime)  # an unknown runtime is bad input, refused before anything starts
     config = RLMConfig(
         root_model=args.model,
         sub_model=args.sub_model,
@@ -100,6 +103,8 @@ def run_main(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             sys.stderr.write(f"rlm: {neutralise(result.trajectory.error)}\n")
         if result.answer is not None:
             print(neutralise(result.answer))
+    if result.status == "sandbox_error":  # Docker, the image or the seccomp profile is unavailable
+        return 3
     return 0 if result.status == "completed" else 1
 
 

@@ -179,3 +179,13 @@ def test_rlm_run_without_endpoint_says_how(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 2 and "OPENAI_API_KEY" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [(["--query", "  "], "query"), (["--query", "q", "--runtime", "kata"], "unknown runtime")],
+)
+def test_rlm_run_bad_input_is_exit_2(tmp_path: Path, extra: list[str], needle: str) -> None:
+    """An empty query or an unknown runtime is refused before anything starts, in one line."""
+    result = _rlm("run", "--context", str(tmp_path), *extra, env={"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+    _one_line_error(result, 2, needle)

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field, replace
 
 from ..config import RLMConfig, SandboxLimits
 from ..context.store import ContextStore
-from ..errors import InvalidInputError, LLMError, RLMError, RunLimitError, SandboxError
+from ..errors import (
+    EngineUnavailableError,
+    InvalidInputError,
+    LLMError,
+    RLMError,
+    RunLimitError,
+    SandboxError,
+)
 from ..llm.types import LLMProvider, Message, Usage
 from ..sandbox import CellError, CellResult, CellStatus, SandboxManager, SandboxSession
 from . import prompts
@@ -126,7 +133,7 @@ class Run:
             status, error = self.budget.exhausted() or "max_subcalls", exc.message
         except LLMError as exc:
             status, error = "llm_error", exc.message
-        except SandboxError as exc:
+        except (SandboxError, EngineUnavailableError) as exc:
             status, error = "sandbox_error", exc.message
         except RLMError as exc:
             status, error = "error", exc.message
