@@ -163,13 +163,7 @@ class Run:
             self.emit(IterationStarted(index, level.depth, time.perf_counter() - self.started))
             reply = await self._ask(messages, model, level)
             messages.append(Message("assistant", reply))
-            results, answer = await self._run_blocks(reply, level)
-            if answer is None and (found := prose_final(reply)) is not None:
-                answer = (
-                    found.text
-                    if found.text is not None
-                    else await self._read_var(level, found.variable or "")
-                )
+            results, answer = await self._answer(reply, level)
             if answer is not None:
                 return answer, "completed"
             feedback = (
@@ -177,11 +171,7 @@ class Run:
             )
             messages.append(Message("user", feedback))
         forced = await self._ask([*messages, Message("user", prompts.FORCE_FINAL)], model, level)
-        _results, answer = await self._run_blocks(forced, level)
-        if answer is None and (found := prose_final(forced)) is not None:
-            answer = (
-                found.text if found.text is not None else await self._read_var(level, found.variable or "")
-            )
+        _results, answer = await self._answer(forced, level)
         return (answer if answer is not None else forced.strip()), "max_iterations"
 
     async def _ask(self, messages: list[Message], model: str, level: _Level) -> str:
@@ -229,9 +219,16 @@ class Run:
                 break
         return results, None
 
-    async def _read_var(self, level: _Level, name: str) -> str | None:
-        assert level.session is not None
-        return (await level.session.run(f"FINAL_VAR({name!r})")).final
+    async def _answer(self, reply: str, level: _Level) -> tuple[list[tuple[str, CellResult]], str | None]:
+        """Run the reply's code; its answer is what the code ended with, else a FINAL in the prose."""
+        results, answer = await self._run_blocks(reply, level)
+        found = prose_final(reply) if answer is None else None
+        if found is not None and found.text is not None:
+            answer = found.text
+        elif found is not None:  # FINAL_VAR(name): the sandbox holds the value
+            assert level.session is not None
+            answer = (await level.session.run(f"FINAL_VAR({found.variable!r})")).final
+        return results, answer
 
     def _trajectory(
         self, query: str, answer: str | None, status: str, error: str | None, level: _Level

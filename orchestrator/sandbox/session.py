@@ -198,12 +198,13 @@ def _from_proto(reply: pb.CellResult, cap: int) -> CellResult:
     error = None
     if reply.HasField("error"):
         error = CellError(reply.error.type, reply.error.message, reply.error.traceback)
+    final = _output(pb.CapturedOutput(text=reply.final, truncated=reply.final_truncated), cap)
     return CellResult(
         status=CellStatus.ERROR if error else CellStatus.OK,
         stdout=_output(reply.stdout, cap),
         stderr=_output(reply.stderr, cap),
         error=error,
-        final=_output(pb.CapturedOutput(text=reply.final), cap).text if reply.has_final else None,
-        final_truncated=reply.final_truncated or len(reply.final.encode("utf-8", "replace")) > cap,
+        final=final.text if reply.has_final else None,
+        final_truncated=final.truncated,
         duration_s=reply.duration_s,
     )
