@@ -4,6 +4,7 @@
      +-- InvalidInputError         bad input from a caller (a size, a runtime, code that is not UTF-8)
      |    +-- ContextPathError     a path outside the context root, or not a regular readable file
      |    +-- PatternError         a regular expression or glob that cannot be used (or ran too long)
+     |    +-- ConfigError          a refused settings file or value (unreadable, bad TOML, unknown key)
      +-- ContextLimitError         a per-run context limit (file size, bytes read) was reached
      +-- RunLimitError             a per-run RLM limit (sub-calls, tokens, depth, deadline) was reached
      +-- LLMError                  the model endpoint failed (after retries) or refused the request
@@ -13,7 +14,9 @@
           +-- SandboxClosedError   it was used after it ended (closed, killed, timed out)
 
 Errors from the docker SDK are translated at the adapter (`raise ... from exc`); nothing else in the
-orchestrator sees a docker exception. Each class's `code` names the gRPC status it leaves by.
+orchestrator sees a docker exception. How each class leaves by gRPC (its status code, and the exception
+class the sandbox's code sees) is one table, `WIRE`, at the end of this module: a class added without a
+row fails a test. `.code` reads it.
 """
 
 from __future__ import annotations
@@ -22,15 +25,18 @@ from __future__ import annotations
 class RLMError(Exception):
     """Root of the orchestrator's errors."""
 
-    code = "INTERNAL"
-
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
+    @property
+    def code(self) -> str:
+        """The gRPC status name this error leaves by."""
+        return grpc_status(self)
+
 
 class InvalidInputError(RLMError):
-    code = "INVALID_ARGUMENT"
+    """Bad input from a caller."""
 
 
 class ContextPathError(InvalidInputError):
@@ -42,19 +48,23 @@ class ContextPathError(InvalidInputError):
 
 
 class PatternError(InvalidInputError):
-    pass
+    """A regular expression or glob that cannot be used, or ran past its time."""
+
+
+class ConfigError(InvalidInputError):
+    """A refused setting; the message names the dotted key and the file (or variable) it came from."""
 
 
 class ContextLimitError(RLMError):
-    code = "RESOURCE_EXHAUSTED"
+    """A per-run context limit (file size, bytes read) was reached."""
 
 
 class RunLimitError(RLMError):
-    code = "RESOURCE_EXHAUSTED"
+    """A per-run RLM limit (sub-calls, tokens, depth, deadline) was reached."""
 
 
 class LLMError(RLMError):
-    code = "UNAVAILABLE"
+    """The model endpoint failed (after retries) or refused the request."""
 
     def __init__(
         self,
@@ -71,19 +81,19 @@ class LLMError(RLMError):
 
 
 class EngineUnavailableError(RLMError):
-    code = "UNAVAILABLE"
+    """The sandbox engine cannot be reached, or the image or profile is missing."""
 
 
 class SandboxError(RLMError):
-    code = "INTERNAL"
+    """A sandbox could not be started or used."""
 
 
 class SandboxStartError(SandboxError):
-    code = "UNAVAILABLE"
+    """The sandbox did not start, or its runtime never said hello."""
 
 
 class SandboxClosedError(SandboxError):
-    code = "FAILED_PRECONDITION"
+    """The sandbox was used after it ended (closed, killed, timed out)."""
 
 
 def all_error_classes() -> list[type[RLMError]]:
@@ -94,3 +104,38 @@ def all_error_classes() -> list[type[RLMError]]:
         found.append(cls)
         pending.extend(cls.__subclasses__())
     return found
+
+
+# class -> (gRPC status name, the exception class the sandbox's code sees when a callback fails with it).
+# One row per class, the exact class: tests/test_units.py fails when a class has no row.
+WIRE: dict[type[RLMError], tuple[str, str]] = {
+    RLMError: ("INTERNAL", "HostCallError"),
+    InvalidInputError: ("INVALID_ARGUMENT", "HostCallError"),
+    ConfigError: ("INVALID_ARGUMENT", "HostCallError"),
+    ContextPathError: ("INVALID_ARGUMENT", "ContextPathError"),
+    PatternError: ("INVALID_ARGUMENT", "PatternError"),
+    ContextLimitError: ("RESOURCE_EXHAUSTED", "LimitExceededError"),
+    RunLimitError: ("RESOURCE_EXHAUSTED", "LimitExceededError"),
+    LLMError: ("UNAVAILABLE", "HostCallError"),
+    EngineUnavailableError: ("UNAVAILABLE", "HostCallError"),
+    SandboxError: ("INTERNAL", "HostCallError"),
+    SandboxStartError: ("UNAVAILABLE", "HostCallError"),
+    SandboxClosedError: ("FAILED_PRECONDITION", "HostCallError"),
+}
+
+
+def _row(exc: RLMError) -> tuple[str, str]:
+    for cls in type(exc).__mro__:  # a subclass outside this module (none today) takes its parent's row
+        if cls in WIRE:
+            return WIRE[cls]
+    return WIRE[RLMError]
+
+
+def grpc_status(exc: RLMError) -> str:
+    """The gRPC status name for one of our errors."""
+    return _row(exc)[0]
+
+
+def sandbox_error_kind(exc: RLMError) -> str:
+    """The exception class a sandbox's code sees for one of our errors."""
+    return _row(exc)[1]

@@ -250,7 +250,7 @@ async def test_llm_callbacks_say_not_available(session: SandboxSession) -> None:
 
 async def test_socket_requires_the_sandbox_token(session: SandboxSession) -> None:
     """A caller on the sandbox's socket without its token is refused; a second session stream too."""
-    path = os.path.join(session.spec.socket_dir, "host.sock")
+    path = session.channel.socket_path
     async with aio.insecure_channel(f"unix:{path}") as channel:
         stub = SandboxHostStub(channel)
         with pytest.raises(aio.AioRpcError) as refused:

@@ -12,7 +12,15 @@ import grpc
 import pytest
 
 from orchestrator.config import Runtime, SandboxLimits, limits_from_request, parse_size
-from orchestrator.errors import InvalidInputError, all_error_classes
+from orchestrator.errors import (
+    WIRE,
+    ContextPathError,
+    InvalidInputError,
+    RunLimitError,
+    SandboxClosedError,
+    all_error_classes,
+    sandbox_error_kind,
+)
 from orchestrator.sandbox.backend import LABEL_MANAGED, LABEL_OWNER, SandboxSpec
 from orchestrator.sandbox.docker_backend import container_kwargs
 from orchestrator.sandbox.ownership import OwnerId, is_orphan, process_start_ticks
@@ -28,20 +36,21 @@ def _spec(**overrides: object) -> SandboxSpec:
         runtime=Runtime.RUNSC,
         limits=SandboxLimits(),
         context_dir="/ctx",
-        socket_dir="/sock",
         token="tok",
         owner="h/1/2/x",
-        uid=10001,
-        seccomp='{"defaultAction": "SCMP_ACT_ERRNO"}',
     )
     values.update(overrides)
     return SandboxSpec(**values)  # type: ignore[arg-type]
 
 
+def _kwargs(spec: SandboxSpec) -> dict[str, object]:
+    return container_kwargs(spec, socket_dir="/sock", seccomp='{"defaultAction": "SCMP_ACT_ERRNO"}', uid=10001)
+
+
 def test_container_arguments_are_the_hardened_set() -> None:
     """Every sandbox gets no network, a read-only root, no capabilities, no-new-privileges and limits."""
     limits = SandboxLimits(memory_bytes=256 * 1024**2, cpus=0.5, pids=64, nofile=256, tmpfs_bytes=8 * 1024**2)
-    kw = container_kwargs(_spec(limits=limits))
+    kw = _kwargs(_spec(limits=limits))
     assert kw["network_mode"] == "none"
     assert kw["read_only"] is True
     assert kw["cap_drop"] == ["ALL"] and "cap_add" not in kw
@@ -64,7 +73,7 @@ def test_container_arguments_are_the_hardened_set() -> None:
 
 def test_mounts_are_read_only_and_only_two() -> None:
     """The context and the socket directory are the only mounts, both read-only."""
-    mounts = container_kwargs(_spec())["mounts"]
+    mounts = _kwargs(_spec())["mounts"]
     assert [(m["Target"], m["Source"], m["ReadOnly"], m["Type"]) for m in mounts] == [
         ("/context", "/ctx", True, "bind"),
         ("/rlm", "/sock", True, "bind"),
@@ -73,13 +82,13 @@ def test_mounts_are_read_only_and_only_two() -> None:
 
 def test_a_narrowed_context_is_not_mounted() -> None:
     """Without a context directory (a context narrowed by globs) only the socket is mounted."""
-    mounts = container_kwargs(_spec(context_dir=None))["mounts"]
+    mounts = _kwargs(_spec(context_dir=None))["mounts"]
     assert [m["Target"] for m in mounts] == ["/rlm"]
 
 
 def test_environment_is_built_from_nothing() -> None:
     """The container's environment holds the socket path and token only, never the host's."""
-    kw = container_kwargs(_spec())
+    kw = _kwargs(_spec())
     assert kw["environment"] == {"RLM_SOCKET": "/rlm/host.sock", "RLM_TOKEN": "tok"}
     assert kw["labels"][LABEL_MANAGED] == "1" and kw["labels"][LABEL_OWNER] == "h/1/2/x"
     assert kw["labels"]["io.rlm.tenant"] == "default"
@@ -130,11 +139,22 @@ def test_limits_are_validated() -> None:
         Runtime.parse("kata")
 
 
-def test_every_error_maps_to_a_grpc_status() -> None:
-    """Each class in the exception tree names a real gRPC status code."""
+def test_every_error_class_has_a_row_in_the_wire_table() -> None:
+    """Each class in the exception tree has its own row: a real gRPC status and a sandbox-side class."""
     names = {code.name for code in grpc.StatusCode}
+    kinds = {"HostCallError", "ContextPathError", "PatternError", "LimitExceededError"}
     for cls in all_error_classes():
-        assert cls.code in names, cls
+        assert cls in WIRE, f"{cls.__name__} has no row in orchestrator.errors.WIRE"
+        status, kind = WIRE[cls]
+        assert status in names and kind in kinds, cls
+
+
+def test_errors_leave_by_their_row() -> None:
+    """An error's code and sandbox-side class come from the table, refusals of a path by name."""
+    assert ContextPathError("no", path="x").code == "INVALID_ARGUMENT"
+    assert sandbox_error_kind(ContextPathError("no", path="x")) == "ContextPathError"
+    assert sandbox_error_kind(RunLimitError("no")) == "LimitExceededError"
+    assert SandboxClosedError("gone").code == "FAILED_PRECONDITION"
 
 
 def test_terminal_escapes_are_neutralised() -> None:

@@ -4,14 +4,22 @@ The docker SDK is blocking and untyped; this adapter gives the orchestrator a ty
 Every call runs in a worker thread under a deadline, and docker's exceptions are translated here.
 `container_kwargs` is the security boundary: a pure function from a SandboxSpec to the arguments of
 `containers.create`, pinned by tests without a daemon.
+
+Docker-specific policy lives here and nowhere else: our seccomp profile (read and verified once; no
+profile, no sandbox), runsc's pids floor, the host checks, and the per-sandbox socket directory that is
+bind-mounted read-only at /rlm as the sandbox's callback channel.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import shutil
 import subprocess
+import tempfile
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -22,15 +30,18 @@ import docker.errors
 import requests.exceptions
 from docker.types import LogConfig, Mount, Ulimit
 
+from ..config import Runtime, SandboxConfig, SandboxLimits
 from ..errors import EngineUnavailableError, InvalidInputError, SandboxStartError
+from ..security import seccomp
 from ..security.host_check import HostFacts, evaluate
 from .backend import (
     LABEL_MANAGED,
     LABEL_OWNER,
     LABEL_SANDBOX,
     LABEL_TENANT,
+    CallbackChannel,
     ContainerExit,
-    ManagedContainer,
+    ManagedSandbox,
     SandboxSpec,
 )
 
@@ -40,11 +51,20 @@ log = logging.getLogger(__name__)
 CONTEXT_MOUNT = "/context"
 SOCKET_MOUNT = "/rlm"
 SOCKET_NAME = "host.sock"
+SOCKET_DIR_PREFIX = "rlm-sbx-"
+DEFAULT_ENGINE_URL = "unix:///var/run/docker.sock"
+# Measured here: under runsc a pids limit of 32 stops the container starting (the Sentry's threads are in
+# the container's cgroup) and 64 stops our runtime connecting (gRPC's threads); 80 works. 96 keeps a margin.
+RUNSC_MIN_PIDS = 96
 
 
-def container_kwargs(spec: SandboxSpec) -> dict[str, Any]:
-    """Arguments for `containers.create`: every sandbox is built from exactly these."""
-    if not spec.seccomp.strip().startswith("{"):
+def container_kwargs(spec: SandboxSpec, *, socket_dir: str, seccomp: str, uid: int) -> dict[str, Any]:
+    """Arguments for `containers.create`: every sandbox is built from exactly these.
+
+    `socket_dir` holds the sandbox's host socket (mounted read-only at /rlm), `seccomp` is our
+    profile's JSON text, `uid` the unprivileged user the code runs as.
+    """
+    if not seccomp.strip().startswith("{"):
         raise SandboxStartError("refusing to start a sandbox without our seccomp profile")
     limits = spec.limits
     return {
@@ -52,7 +72,7 @@ def container_kwargs(spec: SandboxSpec) -> dict[str, Any]:
         "command": ["python3", "-m", "rlm_sandbox"],
         "name": f"rlm-sbx-{spec.sandbox_id}",
         "hostname": "sandbox",
-        "user": f"{spec.uid}:{spec.uid}",
+        "user": f"{uid}:{uid}",
         "working_dir": "/tmp",
         # The environment is built here from nothing: the orchestrator's own is never passed on.
         "environment": {"RLM_SOCKET": f"{SOCKET_MOUNT}/{SOCKET_NAME}", "RLM_TOKEN": spec.token},
@@ -71,13 +91,13 @@ def container_kwargs(spec: SandboxSpec) -> dict[str, Any]:
                 if spec.context_dir is not None
                 else []
             ),
-            Mount(target=SOCKET_MOUNT, source=spec.socket_dir, type="bind", read_only=True),
+            Mount(target=SOCKET_MOUNT, source=socket_dir, type="bind", read_only=True),
         ],
         "tmpfs": {"/tmp": f"rw,nosuid,nodev,noexec,size={limits.tmpfs_bytes},mode=1777"},
         "shm_size": 16 * 1024**2,
         "ipc_mode": "private",
         "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges:true", f"seccomp={spec.seccomp}"],
+        "security_opt": ["no-new-privileges:true", f"seccomp={seccomp}"],
         "init": True,  # reaps zombies and forwards signals
         "pids_limit": limits.pids,
         "mem_limit": limits.memory_bytes,
@@ -101,22 +121,40 @@ class DockerBackend:
     """Sandbox backend on a Docker engine (runc or runsc)."""
 
     def __init__(
-        self, base_url: str | None = None, call_timeout_s: float = 60.0, allow_weak_host: bool = False
+        self,
+        base_url: str | None = None,
+        *,
+        seccomp_profile: str,
+        socket_root: str | None = None,
+        sandbox_uid: int = 10001,
+        allow_weak_host: bool = False,
+        call_timeout_s: float = 60.0,
     ) -> None:
-        self._base_url = base_url
+        self._base_url = base_url or DEFAULT_ENGINE_URL
+        self._seccomp_path = seccomp_profile
+        self._socket_root = socket_root or tempfile.gettempdir()
+        self._uid = sandbox_uid
         self._allow_weak_host = allow_weak_host
         self._call_timeout_s = call_timeout_s
+        self._seccomp: str | None = None
         self._client: docker.DockerClient | None = None  # made on first use: no I/O in __init__
         # `wait` calls block for as long as a container lives: their own threads, off the shared pool.
         self._waits: ThreadPoolExecutor | None = None
 
+    @classmethod
+    def from_config(cls, config: SandboxConfig) -> DockerBackend:
+        return cls(
+            getattr(config, "docker_url", None),
+            seccomp_profile=config.seccomp_profile,
+            socket_root=config.socket_root,
+            sandbox_uid=config.sandbox_uid,
+            allow_weak_host=config.allow_weak_host,
+        )
+
     def _docker(self) -> docker.DockerClient:
         if self._client is None:
             try:
-                if self._base_url:
-                    self._client = docker.DockerClient(base_url=self._base_url, timeout=self._call_timeout_s)
-                else:
-                    self._client = docker.from_env(timeout=self._call_timeout_s)
+                self._client = docker.DockerClient(base_url=self._base_url, timeout=self._call_timeout_s)
             except docker.errors.DockerException as exc:
                 raise EngineUnavailableError(_engine_message(exc)) from exc
         return self._client
@@ -143,8 +181,50 @@ class DockerBackend:
                 f"the Docker engine did not answer within {timeout_s or self._call_timeout_s:.0f} s"
             ) from exc
 
-    async def check(self, image: str, runtime: str) -> None:
-        """Fail early, with a clear message, when the engine, the image or the runtime is missing."""
+    async def check(self, image: str, runtime: Runtime) -> None:
+        """Fail early, with a clear message, when the engine, the image, the runtime, the seccomp profile
+        is missing, or the host is too weak to run sandboxes on (see security.host_check)."""
+        await asyncio.to_thread(self._seccomp_profile)
+        await self._check_engine(image, runtime.value)
+
+    def validate(self, runtime: Runtime, limits: SandboxLimits) -> None:
+        if runtime is Runtime.RUNSC and limits.pids < RUNSC_MIN_PIDS:
+            raise InvalidInputError(
+                f"runsc needs a pids limit of at least {RUNSC_MIN_PIDS} "
+                f"(got {limits.pids}): gVisor's own threads count against it"
+            )
+
+    def _seccomp_profile(self) -> str:
+        """Our hardened profile's text, read once. Missing or unreadable: no sandbox starts."""
+        if self._seccomp is None:
+            path = self._seccomp_path
+            try:
+                with open(path) as fh:
+                    text = fh.read()
+                seccomp.verify(json.loads(text))  # a stale or tampered profile is no profile
+            except (OSError, ValueError) as exc:
+                raise EngineUnavailableError(
+                    f"no usable seccomp profile at {path} ({exc}): run `make setup`, "
+                    "or point sandbox.seccomp_profile in the settings at one"
+                ) from exc
+            self._seccomp = text
+        return self._seccomp
+
+    async def open_channel(self, sandbox_id: str) -> CallbackChannel:
+        """A directory of this sandbox's own, holding only its host socket, mounted read-only at /rlm."""
+        path = tempfile.mkdtemp(prefix=f"{SOCKET_DIR_PREFIX}{sandbox_id}-", dir=self._socket_root)
+        os.chmod(path, 0o711)  # the sandbox user may reach the socket, not list the directory
+        socket_path = os.path.join(path, SOCKET_NAME)
+        return CallbackChannel(sandbox_id, f"unix:{socket_path}", socket_path, self._uid)
+
+    async def close_channel(self, channel: CallbackChannel) -> None:
+        if channel.socket_path is not None:
+            shutil.rmtree(os.path.dirname(channel.socket_path), ignore_errors=True)
+
+    async def remove_stale_channels(self, claimed: set[str]) -> int:
+        return await asyncio.to_thread(_remove_stale_socket_dirs, self._socket_root, claimed)
+
+    async def _check_engine(self, image: str, runtime: str) -> None:
 
         def probe() -> dict[str, Any]:
             client = self._docker()
@@ -196,11 +276,20 @@ class DockerBackend:
             runsc_args=tuple(runsc.get("runtimeArgs") or ()) if runsc else None,
         )
 
-    async def start(self, spec: SandboxSpec) -> str:
+    async def start(self, spec: SandboxSpec, channel: CallbackChannel) -> str:
+        if channel.socket_path is None:
+            raise SandboxStartError("a Docker sandbox needs a Unix socket channel")
+        kwargs = container_kwargs(
+            spec,
+            socket_dir=os.path.dirname(channel.socket_path),
+            seccomp=await asyncio.to_thread(self._seccomp_profile),
+            uid=self._uid,
+        )
+
         def create_and_start() -> str:
             client = self._docker()
             try:
-                container = client.containers.create(**container_kwargs(spec))
+                container = client.containers.create(**kwargs)
             except docker.errors.ImageNotFound as exc:
                 raise EngineUnavailableError(
                     f"sandbox image {spec.image!r} is not built: run `make setup`"
@@ -278,13 +367,13 @@ class DockerBackend:
 
         await self._run(remove)
 
-    async def list_managed(self) -> list[ManagedContainer]:
-        def listing() -> list[ManagedContainer]:
+    async def list_managed(self) -> list[ManagedSandbox]:
+        def listing() -> list[ManagedSandbox]:
             try:
                 found = self._docker().api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"})
             except docker.errors.DockerException as exc:
                 raise EngineUnavailableError(_engine_message(exc)) from exc
-            return [ManagedContainer(str(c["Id"]), dict(c.get("Labels") or {})) for c in found]
+            return [_managed(c) for c in found]
 
         return await self._run(listing)
 
@@ -295,6 +384,38 @@ class DockerBackend:
         if self._client is not None:
             client, self._client = self._client, None
             await asyncio.to_thread(client.close)
+
+
+def _managed(container: dict[str, Any]) -> ManagedSandbox:
+    labels = container.get("Labels") or {}
+    return ManagedSandbox(
+        handle=str(container["Id"]),
+        sandbox_id=str(labels.get(LABEL_SANDBOX, "")),
+        owner=str(labels.get(LABEL_OWNER, "")),
+        tenant=str(labels.get(LABEL_TENANT, "")),
+    )
+
+
+def _remove_stale_socket_dirs(root: str, claimed: set[str], min_age_s: float = 600.0) -> int:
+    """Remove socket directories of sandboxes no container claims, once older than any start can take."""
+    now = time.time()
+    removed = 0
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not entry.name.startswith(SOCKET_DIR_PREFIX) or not entry.is_dir(follow_symlinks=False):
+            continue
+        sandbox_id = entry.name[len(SOCKET_DIR_PREFIX) :].split("-", 1)[0]
+        try:
+            old = now - entry.stat(follow_symlinks=False).st_mtime > min_age_s
+        except OSError:
+            continue
+        if sandbox_id not in claimed and old:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def _remove_quietly(client: docker.DockerClient, container_id: str) -> None:

@@ -15,7 +15,6 @@ import contextlib
 import hmac
 import logging
 import os
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -26,7 +25,8 @@ from grpc import aio
 from rlm_proto.v1 import sandbox_pb2 as pb
 from rlm_proto.v1 import sandbox_pb2_grpc as pb_grpc
 
-from ..errors import ContextLimitError, ContextPathError, PatternError, RLMError, RunLimitError
+from ..clock import SYSTEM_CLOCK, Clock
+from ..errors import RLMError, grpc_status, sandbox_error_kind
 
 if TYPE_CHECKING:
     from ..context.store import ContextStore
@@ -222,32 +222,31 @@ class _Servicer(pb_grpc.SandboxHostServicer):
 
 
 def _status_for(exc: RLMError) -> tuple[grpc.StatusCode, str]:
-    """The status and the sandbox-side exception class for one of our errors."""
-    if isinstance(exc, ContextPathError):
-        return grpc.StatusCode.INVALID_ARGUMENT, "ContextPathError"
-    if isinstance(exc, PatternError):
-        return grpc.StatusCode.INVALID_ARGUMENT, "PatternError"
-    if isinstance(exc, ContextLimitError | RunLimitError):
-        return grpc.StatusCode.RESOURCE_EXHAUSTED, "LimitExceededError"
-    return grpc.StatusCode[exc.code], "HostCallError"
+    """The status and the sandbox-side exception class for one of our errors (one table: errors.py)."""
+    return grpc.StatusCode[grpc_status(exc)], sandbox_error_kind(exc)
 
 
 class HostEndpoint:
-    """The server on one sandbox's socket, and the session stream's state."""
+    """The server on one sandbox's channel, and the session stream's state.
+
+    Made and started when the sandbox is created, with nothing to serve: callbacks answer UNIMPLEMENTED
+    until `attach` gives it a run's store and sub-call handler and sends the context's descriptor down.
+    """
 
     def __init__(
         self,
-        socket_path: str,
+        address: str,
         token: str,
         max_output_bytes: int,
-        store: ContextStore | None = None,
-        config: pb.SessionConfig | None = None,
-        subcalls: SubCalls | None = None,
+        *,
+        socket_path: str | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        self.address = address
         self.socket_path = socket_path
-        self.store = store
-        self.subcalls = subcalls
-        self._config = config
+        self.store: ContextStore | None = None
+        self.subcalls: SubCalls | None = None
+        self._clock = clock or SYSTEM_CLOCK
         self._token = token
         self._max_output_bytes = max_output_bytes
         # A result holds four capped texts (stdout, stderr, final, traceback) and a short message, and a
@@ -258,12 +257,22 @@ class HostEndpoint:
         self._subcalls_active = 0
         self._paused_total = 0.0
         self._paused_since = 0.0
+        self.resumed = asyncio.Event()  # set whenever no sub-call is in flight
+        self.resumed.set()
         self._inflight: set[concurrent.futures.Future[Any]] = set()
         self.attached = False
         self._server: aio.Server | None = None
         self._hello: asyncio.Future[pb.Hello] | None = None
         self._closed = asyncio.Event()
         self._pending: dict[int, asyncio.Future[pb.CellResult]] = {}
+
+    def attach(self, store: ContextStore, subcalls: SubCalls | None, config: pb.SessionConfig | None) -> None:
+        """Give the sandbox a run: its store and sub-call handler serve from now on; the context's
+        descriptor goes down before any cell can."""
+        self.store = store
+        self.subcalls = subcalls
+        if config is not None:
+            self.outbox.put_nowait(pb.HostMessage(configure=config))
 
     async def start(self, uid: int | None) -> None:
         loop = asyncio.get_running_loop()
@@ -278,9 +287,10 @@ class HostEndpoint:
             maximum_concurrent_rpcs=64,
         )
         pb_grpc.add_SandboxHostServicer_to_server(_Servicer(self), self._server)
-        self._server.add_insecure_port(f"unix:{self.socket_path}")
+        self._server.add_insecure_port(self.address)
         await self._server.start()
-        _grant_socket(self.socket_path, uid)
+        if self.socket_path is not None:
+            _grant_socket(self.socket_path, uid)
 
     async def wait_hello(self) -> pb.Hello:
         assert self._hello is not None, "start() first"
@@ -300,8 +310,6 @@ class HostEndpoint:
             async for message in messages:
                 kind = message.WhichOneof("kind")
                 if kind == "hello" and self._hello is not None and not self._hello.done():
-                    if self._config is not None:  # queued before any cell can be
-                        self.outbox.put_nowait(pb.HostMessage(configure=self._config))
                     self._hello.set_result(message.hello)
                 elif kind == "result":
                     waiter = self._pending.pop(message.result.cell_id, None)
@@ -353,20 +361,22 @@ class HostEndpoint:
 
     def paused_s(self) -> float:
         """Seconds so far during which at least one sub-call of this sandbox was in flight."""
-        extra = time.monotonic() - self._paused_since if self._subcalls_active else 0.0
+        extra = self._clock.now() - self._paused_since if self._subcalls_active else 0.0
         return self._paused_total + extra
 
     @contextlib.contextmanager
     def subcall_in_flight(self) -> Iterator[None]:
         if self._subcalls_active == 0:
-            self._paused_since = time.monotonic()
+            self._paused_since = self._clock.now()
+            self.resumed.clear()
         self._subcalls_active += 1
         try:
             yield
         finally:
             self._subcalls_active -= 1
             if self._subcalls_active == 0:
-                self._paused_total += time.monotonic() - self._paused_since
+                self._paused_total += self._clock.now() - self._paused_since
+                self.resumed.set()
 
     async def in_worker(self, fn: Callable[..., T], *args: Any) -> T:
         """Run fn in the callback pool; stop() waits for every call still running there."""

@@ -1,57 +1,74 @@
-"""Makes sandboxes, keeps track of them, and reaps any that lost their owner."""
+"""Makes sandboxes, attaches runs to them, keeps track of them, and reaps any that lost their owner."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import re
 import secrets
-import shutil
 import socket
-import tempfile
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from rlm_proto.v1 import sandbox_pb2 as pb
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..config import ContextLimits, Runtime, SandboxConfig, SandboxLimits
 from ..context.sources import ContextShape, ContextSource, FileSystemContext
 from ..context.store import ContextStore
-from ..errors import EngineUnavailableError, InvalidInputError, SandboxClosedError, SandboxStartError
-from ..security import seccomp
-from .backend import LABEL_OWNER, LABEL_SANDBOX, SandboxBackend, SandboxSpec
-from .docker_backend import SOCKET_NAME, DockerBackend
+from ..errors import InvalidInputError, SandboxClosedError, SandboxStartError
+from .backend import CallbackChannel, SandboxBackend, SandboxSpec
+from .docker_backend import DockerBackend
 from .host_server import HostEndpoint, SubCalls
-from .ownership import OwnerId, is_orphan
-from .session import SandboxSession
+from .ownership import OwnerId, reapable
+from .session import Sandbox, SandboxSession
 
 log = logging.getLogger(__name__)
 
 ContextLike = str | os.PathLike[str] | ContextSource
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
-# Measured here: under runsc a pids limit of 32 stops the container starting (the Sentry's threads are in
-# the container's cgroup) and 64 stops our runtime connecting (gRPC's threads); 80 works. 96 keeps a margin.
-RUNSC_MIN_PIDS = 96
-SOCKET_DIR_PREFIX = "rlm-sbx-"
-
 
 class SandboxManager:
-    """Opens sandboxes; at start-up and at shutdown removes every managed container with no live owner."""
+    """Creates sandboxes, attaches runs to them, and reaps every managed sandbox with no live owner.
 
-    def __init__(self, config: SandboxConfig | None = None, backend: SandboxBackend | None = None) -> None:
+    Long-lived: one per orchestrator process, shared by every run. The backend is checked once per
+    runtime (host checks, image, seccomp profile); reaping happens when the manager starts and closes.
+    A sandbox is created idle (started, its runtime connected, nothing attached) and then attached to
+    exactly one run's store and sub-call handler; `start_session` does both. Every sandbox this manager
+    made and has not yet removed, attached or not, is its own and never reaped while it lives.
+    """
+
+    def __init__(
+        self,
+        config: SandboxConfig | None = None,
+        backend: SandboxBackend | None = None,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
         self.config = config or SandboxConfig()
-        self._backend: SandboxBackend = backend or DockerBackend(allow_weak_host=self.config.allow_weak_host)
+        self._backend: SandboxBackend = backend or DockerBackend.from_config(self.config)
+        self._clock = clock or SYSTEM_CLOCK
         self._owner = OwnerId.new()
+        self._live: dict[str, Sandbox] = {}  # created and not yet removed: idle or attached
         self._sessions: set[SandboxSession] = set()
         self._starting: set[str] = set()  # sandbox ids between "create" and "hello"
-        self._checked: set[str] = set()
-        self._seccomp: str | None = None
+        self._checks: dict[Runtime, asyncio.Future[None]] = {}
         self._closed = False
+
+    @property
+    def backend(self) -> SandboxBackend:
+        return self._backend
+
+    @property
+    def owner(self) -> str:
+        return str(self._owner)
+
+    def live_sandboxes(self) -> int:
+        """Sandboxes this manager holds now, idle or attached, starting included."""
+        return len(self._live) + len(self._starting)
 
     async def __aenter__(self) -> SandboxManager:
         await self.reap()
@@ -63,24 +80,17 @@ class SandboxManager:
     async def reap(self) -> int:
         """Remove our own leftovers and every orphan (owner gone). Returns how many were removed.
 
-        Sandboxes this manager has open or is starting are never touched. Socket directories left by a
-        crashed process are removed too, once no container claims them and they are older than any start.
+        Sandboxes this manager holds (starting, idle or attached) are never touched. Channels left by a
+        crashed process are removed too, once no sandbox claims them.
         """
-        host = socket.gethostname()
-        mine = str(self._owner)
-        keep = {s.sandbox_id for s in self._sessions} | self._starting
+        keep = set(self._live) | self._starting
         managed = await self._backend.list_managed()
-        doomed = [
-            c
-            for c in managed
-            if c.labels.get(LABEL_SANDBOX) not in keep
-            and (c.labels.get(LABEL_OWNER) == mine or is_orphan(c.labels.get(LABEL_OWNER), host))
-        ]
-        await asyncio.gather(*(self._backend.remove(c.container_id) for c in doomed))
+        doomed = reapable(managed, live=keep, me=str(self._owner), host=socket.gethostname())
+        await asyncio.gather(*(self._backend.remove(m.handle) for m in doomed))
         if doomed:
-            log.info("reaped %d sandbox container(s) with no live owner", len(doomed))
-        claimed = keep | {c.labels.get(LABEL_SANDBOX, "") for c in managed if c not in doomed}
-        _remove_stale_socket_dirs(self.config.socket_root or tempfile.gettempdir(), claimed)
+            log.info("reaped %d sandbox(es) with no live owner", len(doomed))
+        claimed = keep | {m.sandbox_id for m in managed if m not in doomed}
+        await self._backend.remove_stale_channels(claimed)
         return len(doomed)
 
     @asynccontextmanager
@@ -132,103 +142,149 @@ class SandboxManager:
         subcalls: SubCalls | None = None,
         tenant: str = "default",
     ) -> SandboxSession:
-        """Start a sandbox (see open()); `subcalls` answers its llm_query / rlm_query calls."""
-        if not _TENANT.fullmatch(tenant):
-            raise InvalidInputError(f"a tenant id is 1-64 letters, digits, '-', '_' or '.': {tenant[:80]!r}")
+        """Create a sandbox over the context and attach it (see open()); `subcalls` answers its
+        llm_query / rlm_query calls."""
+        _check_tenant(tenant)
         store, owns_source = _store_for(context, include, exclude, store, context_limits)
         try:
-            return await self._start(store, owns_source, runtime, limits, subcalls, tenant)
+            context_root = await asyncio.to_thread(store.source.root) if store.source.mountable else None
+            await asyncio.to_thread(store.shape)  # indexes the context once, off the event loop
+            sandbox = await self.create(
+                runtime=runtime, limits=limits, context_dir=context_root, tenant=tenant
+            )
         except BaseException:
             if owns_source:
                 store.source.close()
             raise
+        try:
+            return await self.attach(sandbox, store, subcalls=subcalls, owns_source=owns_source)
+        except BaseException:
+            await asyncio.shield(self.discard(sandbox))
+            if owns_source:
+                store.source.close()
+            raise
 
-    async def _start(
+    async def create(
         self,
-        store: ContextStore,
-        owns_source: bool,
-        runtime: Runtime | str | None,
-        limits: SandboxLimits | None,
-        subcalls: SubCalls | None,
-        tenant: str,
-    ) -> SandboxSession:
+        *,
+        runtime: Runtime | str | None = None,
+        limits: SandboxLimits | None = None,
+        context_dir: str | None = None,
+        tenant: str = "default",
+    ) -> Sandbox:
+        """Start an idle sandbox: running, its runtime connected, no run attached (callbacks refused)."""
         if self._closed:
             raise SandboxClosedError("the sandbox manager is closed")
+        _check_tenant(tenant)
         rt = Runtime.parse(runtime) if isinstance(runtime, str) else runtime or self.config.runtime
         limits = limits or self.config.limits
-        if rt is Runtime.RUNSC and limits.pids < RUNSC_MIN_PIDS:
-            raise InvalidInputError(
-                f"runsc needs a pids limit of at least {RUNSC_MIN_PIDS} "
-                f"(got {limits.pids}): gVisor's own threads count against it"
-            )
-        context_root = await asyncio.to_thread(store.source.root) if store.source.mountable else None
-        shape = await asyncio.to_thread(store.shape)  # indexes the context once, off the event loop
-        if rt.value not in self._checked:
-            await self._backend.check(self.config.image, rt.value)
-            self._checked.add(rt.value)
+        self._backend.validate(rt, limits)
+        await self._check(rt)
         sandbox_id = secrets.token_hex(6)
-        socket_dir = tempfile.mkdtemp(prefix=f"{SOCKET_DIR_PREFIX}{sandbox_id}-", dir=self.config.socket_root)
-        os.chmod(socket_dir, 0o711)  # the sandbox user may reach the socket, not list the directory
         spec = SandboxSpec(
             sandbox_id=sandbox_id,
             image=self.config.image,
             runtime=rt,
             limits=limits,
-            context_dir=context_root,
-            socket_dir=socket_dir,
+            context_dir=context_dir,
             token=secrets.token_urlsafe(32),
             owner=str(self._owner),
-            uid=self.config.sandbox_uid,
-            seccomp=self._seccomp_profile(),
             tenant=tenant,
         )
-        endpoint = HostEndpoint(
-            os.path.join(socket_dir, SOCKET_NAME),
-            spec.token,
-            limits.max_output_bytes,
-            store=store,
-            subcalls=subcalls,
-            config=pb.SessionConfig(
-                context=_descriptor(shape, store.limits, mounted=context_root is not None)
-            ),
-        )
         self._starting.add(sandbox_id)
-        start: asyncio.Future[str] | None = None
         try:
-            await endpoint.start(uid=spec.uid)
-            start = asyncio.ensure_future(self._backend.start(spec))
-            container_id = await asyncio.shield(start)
-            await self._await_hello(endpoint, container_id, limits.start_timeout_s)
-            session = SandboxSession(spec, container_id, endpoint, self._backend, store, owns_source)
-        except BaseException:
-            # Shielded: even a cancelled start waits for the create to land, then removes what it made.
-            await asyncio.shield(self._abandon_start(start, endpoint, socket_dir))
-            raise
+            sandbox = await self._start(spec)
         finally:
             self._starting.discard(sandbox_id)
         if self._closed:  # the manager closed while this one was starting
-            await session.aclose()
+            await self._destroy(sandbox)
             raise SandboxClosedError("the sandbox manager closed while the sandbox was starting")
+        self._live[sandbox_id] = sandbox
+        return sandbox
+
+    async def _check(self, runtime: Runtime) -> None:
+        """The backend's checks for this runtime, once: concurrent first callers share one check."""
+        check = self._checks.get(runtime)
+        if check is None:
+            check = asyncio.ensure_future(self._backend.check(self.config.image, runtime))
+            self._checks[runtime] = check
+        try:
+            await asyncio.shield(check)
+        except BaseException:
+            if check.done() and self._checks.get(runtime) is check:
+                del self._checks[runtime]  # a failed check is tried again next time
+            raise
+
+    async def _start(self, spec: SandboxSpec) -> Sandbox:
+        channel = await self._backend.open_channel(spec.sandbox_id)
+        endpoint = HostEndpoint(
+            channel.address,
+            spec.token,
+            spec.limits.max_output_bytes,
+            socket_path=channel.socket_path,
+            clock=self._clock,
+        )
+        start: asyncio.Future[str] | None = None
+        try:
+            await endpoint.start(uid=channel.peer_uid)
+            start = asyncio.ensure_future(self._backend.start(spec, channel))
+            handle = await asyncio.shield(start)
+            await self._await_hello(endpoint, handle, spec.limits.start_timeout_s)
+        except BaseException:
+            # Shielded: even a cancelled start waits for the create to land, then removes what it made.
+            await asyncio.shield(self._abandon_start(start, endpoint, channel))
+            raise
+        return Sandbox(spec, handle, channel, endpoint)
+
+    async def attach(
+        self,
+        sandbox: Sandbox,
+        store: ContextStore,
+        *,
+        subcalls: SubCalls | None = None,
+        owns_source: bool = False,
+    ) -> SandboxSession:
+        """Give an idle sandbox its run: the store and sub-call handler it is served from. Once only."""
+        if self._live.get(sandbox.sandbox_id) is not sandbox or sandbox.attached:
+            raise SandboxClosedError(f"sandbox {sandbox.sandbox_id} is not an idle sandbox of this manager")
+        mounted = sandbox.spec.context_dir is not None
+        if mounted:
+            root = await asyncio.to_thread(store.source.root) if store.source.mountable else None
+            if root != sandbox.spec.context_dir:
+                raise InvalidInputError("this sandbox has another context mounted than the run's store")
+        shape = await asyncio.to_thread(store.shape)
+        sandbox.attached = True
+        sandbox.endpoint.attach(
+            store, subcalls, pb.SessionConfig(context=_descriptor(shape, store.limits, mounted=mounted))
+        )
+        session = SandboxSession(
+            sandbox, self._backend, store, owns_source, clock=self._clock, on_closed=self._forget
+        )
         self._sessions.add(session)
         return session
 
-    def _seccomp_profile(self) -> str:
-        """Our hardened profile's text, read once. Missing or unreadable: no sandbox starts."""
-        if self._seccomp is None:
-            path = self.config.seccomp_profile
-            try:
-                text = Path(path).read_text()
-                seccomp.verify(json.loads(text))  # a stale or tampered profile is no profile
-            except (OSError, ValueError) as exc:
-                raise EngineUnavailableError(
-                    f"no usable seccomp profile at {path} ({exc}): run `make setup`, "
-                    "or point SandboxConfig.seccomp_profile at one"
-                ) from exc
-            self._seccomp = text
-        return self._seccomp
+    async def discard(self, sandbox: Sandbox) -> None:
+        """Destroy a sandbox that was never attached (or whose attach failed)."""
+        if self._live.get(sandbox.sandbox_id) is sandbox and not any(
+            s.sandbox is sandbox for s in self._sessions
+        ):
+            await self._destroy(sandbox)
+
+    async def _destroy(self, sandbox: Sandbox) -> None:
+        try:
+            await self._backend.remove(sandbox.handle)
+        finally:
+            await sandbox.endpoint.stop()
+            await self._backend.close_channel(sandbox.channel)
+            self._live.pop(sandbox.sandbox_id, None)
+
+    def _forget(self, session: SandboxSession) -> None:
+        """A session's sandbox is gone (closed, timed out, died): it is no longer this manager's."""
+        self._sessions.discard(session)
+        self._live.pop(session.sandbox_id, None)
 
     async def _abandon_start(
-        self, start: asyncio.Future[str] | None, endpoint: HostEndpoint, socket_dir: str
+        self, start: asyncio.Future[str] | None, endpoint: HostEndpoint, channel: CallbackChannel
     ) -> None:
         try:
             if start is not None:
@@ -237,12 +293,12 @@ class SandboxManager:
                     await self._backend.remove(start.result())
         finally:
             await endpoint.stop()
-            shutil.rmtree(socket_dir, ignore_errors=True)
+            await self._backend.close_channel(channel)
 
-    async def _await_hello(self, endpoint: HostEndpoint, container_id: str, timeout_s: float) -> None:
+    async def _await_hello(self, endpoint: HostEndpoint, handle: str, timeout_s: float) -> None:
         """Wait for the runtime's hello; a runtime that dies first is reported at once, with its log."""
         hello = asyncio.ensure_future(endpoint.wait_hello())
-        exited = asyncio.ensure_future(self._backend.wait_exit(container_id, timeout_s))
+        exited = asyncio.ensure_future(self._backend.wait_exit(handle, timeout_s))
         try:
             done, _ = await asyncio.wait(
                 [hello, exited], timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
@@ -263,43 +319,32 @@ class SandboxManager:
             why = str(hello.exception())
         else:
             why = f"did not connect within {timeout_s:g} s"
-        tail = (await self._backend.logs_tail(container_id)).strip()
+        tail = (await self._backend.logs_tail(handle)).strip()
         raise SandboxStartError(f"the sandbox runtime {why}" + (f"; its log: {tail}" if tail else ""))
 
     async def close_session(self, session: SandboxSession) -> None:
-        self._sessions.discard(session)
         await session.aclose()
 
     async def aclose(self) -> None:
-        """Destroy every open sandbox, then reap. Safe to call twice; no sandbox starts afterwards."""
+        """Destroy every sandbox, then reap. Safe to call twice; no sandbox starts afterwards."""
         if self._closed:
             return
         self._closed = True
-        sessions, self._sessions = list(self._sessions), set()
+        sessions = list(self._sessions)
+        idle = [s for s in self._live.values() if not s.attached]
         try:
             await asyncio.gather(*(s.aclose() for s in sessions), return_exceptions=True)
+            await asyncio.gather(*(self._destroy(s) for s in idle), return_exceptions=True)
             await self.reap()
         finally:
+            for check in self._checks.values():
+                check.cancel()
             await self._backend.aclose()
 
 
-def _remove_stale_socket_dirs(root: str, claimed: set[str], min_age_s: float = 600.0) -> None:
-    """Remove socket directories of sandboxes no container claims, once older than any start can take."""
-    now = time.time()
-    try:
-        entries = list(os.scandir(root))
-    except OSError:
-        return
-    for entry in entries:
-        if not entry.name.startswith(SOCKET_DIR_PREFIX) or not entry.is_dir(follow_symlinks=False):
-            continue
-        sandbox_id = entry.name[len(SOCKET_DIR_PREFIX) :].split("-", 1)[0]
-        try:
-            old = now - entry.stat(follow_symlinks=False).st_mtime > min_age_s
-        except OSError:
-            continue
-        if sandbox_id not in claimed and old:
-            shutil.rmtree(entry.path, ignore_errors=True)
+def _check_tenant(tenant: str) -> None:
+    if not isinstance(tenant, str) or not _TENANT.fullmatch(tenant):
+        raise InvalidInputError(f"a tenant id is 1-64 letters, digits, '-', '_' or '.': {str(tenant)[:80]!r}")
 
 
 def _store_for(

@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from .backend import ManagedSandbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +69,23 @@ def is_orphan(
     if owner.host != this_host:
         return False
     return start_ticks_of(owner.pid) != owner.start_ticks
+
+
+def reapable(
+    managed: Sequence[ManagedSandbox],
+    *,
+    live: set[str],
+    me: str,
+    host: str,
+    start_ticks_of: Callable[[int], int | None] = process_start_ticks,
+) -> list[ManagedSandbox]:
+    """The sandboxes a reaper may remove: its own that it no longer holds, and every orphan.
+
+    `live` holds the ids of the sandboxes the reaper's owner holds now (starting, idle in a pool, or
+    attached to a run): those are never reapable, whatever their state.
+    """
+    return [
+        m
+        for m in managed
+        if m.sandbox_id not in live and (m.owner == me or is_orphan(m.owner, host, start_ticks_of))
+    ]

@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import enum
 import math
-import shutil
-import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from rlm_proto.v1 import sandbox_pb2 as pb
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..context.store import ContextStore, ContextUsage
 from ..errors import InvalidInputError, SandboxClosedError
-from .backend import SandboxBackend, SandboxSpec
+from .backend import CallbackChannel, SandboxBackend, SandboxSpec
 from .host_server import HostEndpoint, SessionClosed
 from .results import CellError, CellResult, CellStatus, Output
 
@@ -29,24 +28,49 @@ class SessionState(enum.Enum):
     CLOSED = "closed"
 
 
+class Sandbox:
+    """A started sandbox: its spec, the backend's handle, its callback channel and the host's endpoint.
+
+    Idle until the manager attaches a run to it; then owned by that run's SandboxSession.
+    """
+
+    def __init__(
+        self, spec: SandboxSpec, handle: str, channel: CallbackChannel, endpoint: HostEndpoint
+    ) -> None:
+        self.spec = spec
+        self.handle = handle
+        self.channel = channel
+        self.endpoint = endpoint
+        self.attached = False
+
+    @property
+    def sandbox_id(self) -> str:
+        return self.spec.sandbox_id
+
+
 class SandboxSession:
-    """A running sandbox. Made by SandboxManager.open(); not constructed directly."""
+    """A running sandbox attached to one run. Made by SandboxManager; not constructed directly."""
 
     def __init__(
         self,
-        spec: SandboxSpec,
-        container_id: str,
-        endpoint: HostEndpoint,
+        sandbox: Sandbox,
         backend: SandboxBackend,
         store: ContextStore,
         owns_source: bool = False,
+        *,
+        clock: Clock | None = None,
+        on_closed: Callable[[SandboxSession], None] | None = None,
     ) -> None:
-        self.spec = spec
-        self.container_id = container_id
+        self.sandbox = sandbox
+        self.spec = sandbox.spec
+        self.container_id = sandbox.handle
+        self.channel = sandbox.channel
         self.store = store  # the run's context store: shared with nested calls of the same run
         self._owns_source = owns_source
-        self._endpoint = endpoint
+        self._endpoint = sandbox.endpoint
         self._backend = backend
+        self._clock = clock or SYSTEM_CLOCK
+        self._on_closed = on_closed
         self._lock = asyncio.Lock()  # one cell at a time: a REPL has one namespace
         self._cell_id = 0
         self._close_reason: str | None = None
@@ -82,7 +106,7 @@ class SandboxSession:
             if self.state is SessionState.CLOSED:
                 raise SandboxClosedError(f"sandbox {self.sandbox_id} is closed ({self._close_reason})")
             self._cell_id += 1
-            started = time.perf_counter()
+            started = self._clock.now()
             try:
                 reply = await self._within(
                     self._endpoint.execute(self._cell_id, code, cap, self.store.remaining_read_bytes()),
@@ -93,11 +117,11 @@ class SandboxSession:
                 message = f"the cell ran past its {timeout:g} s limit; the sandbox was killed"
                 return CellResult(
                     CellStatus.TIMEOUT,
-                    duration_s=time.perf_counter() - started,
+                    duration_s=self._clock.now() - started,
                     error=CellError("Timeout", message),
                 )
             except SessionClosed:
-                return await self._died(time.perf_counter() - started)
+                return await self._died(self._clock.now() - started)
             except asyncio.CancelledError:
                 # The cell is still running in the sandbox: a later cell must not queue behind it.
                 await asyncio.shield(self._end("a cell was cancelled"))
@@ -109,18 +133,22 @@ class SandboxSession:
         """Await the cell within `limit_s` seconds of its own time: time the host spends answering its
         sub-calls (a model's reply, a child RLM) stops the clock, since the code is only waiting."""
         task = asyncio.ensure_future(cell)
-        paused_at_start = self._endpoint.paused_s()
-        started = time.monotonic()
+        endpoint, clock = self._endpoint, self._clock
+        paused_at_start = endpoint.paused_s()
+        started = clock.now()
         try:
             while True:
-                own = time.monotonic() - started - (self._endpoint.paused_s() - paused_at_start)
-                left = limit_s - own
-                if left <= 0 and not self._endpoint.paused:
-                    raise TimeoutError
-                # While a sub-call is in flight the clock is stopped: look again when it may have ended.
-                done, _ = await asyncio.wait(
-                    {task}, timeout=max(left, 0.0) if not self._endpoint.paused else 1.0
-                )
+                if endpoint.paused:  # the clock is stopped: wake when the cell ends or the sub-calls do
+                    waker: asyncio.Future[Any] = asyncio.ensure_future(endpoint.resumed.wait())
+                else:
+                    own = clock.now() - started - (endpoint.paused_s() - paused_at_start)
+                    if own >= limit_s:
+                        raise TimeoutError
+                    waker = asyncio.ensure_future(clock.sleep(limit_s - own))
+                try:
+                    done, _ = await asyncio.wait({task, waker}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waker.cancel()
                 if task in done:
                     return task.result()
         finally:
@@ -155,10 +183,14 @@ class SandboxSession:
         try:
             await self._backend.remove(self.container_id)
         finally:
-            await self._endpoint.stop()
-            shutil.rmtree(self.spec.socket_dir, ignore_errors=True)
-            if self._owns_source:
-                self.store.source.close()
+            try:
+                await self._endpoint.stop()
+                await self._backend.close_channel(self.channel)
+                if self._owns_source:
+                    self.store.source.close()
+            finally:
+                if self._on_closed is not None:
+                    self._on_closed(self)
 
     async def aclose(self) -> None:
         """Destroy the sandbox. Safe to call twice, and concurrently."""
