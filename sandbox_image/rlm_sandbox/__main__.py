@@ -1,10 +1,12 @@
 """Entry point in the container: dial the host, open the session stream, run cells until the host leaves.
 
-The host's address and this sandbox's token come from the environment. The token is dropped from
-os.environ, but user code can still read it from /proc/self/environ: it is no secret from the sandbox
-itself (the sandbox's code uses this channel anyway); it keeps other local users off the socket. When
-the host goes away the stream ends and so does this process. If the host never answers within the
-connect deadline, the process exits rather than wait forever.
+The host's address and this sandbox's token come from the environment, and so may the context's root
+(`RLM_CONTEXT_ROOT`, default `/context`: only the tests' process backend, which runs this outside any
+container, sets it). The token is dropped from os.environ, but user code can still read it from
+/proc/self/environ: it is no secret from the sandbox itself (the sandbox's code uses this channel
+anyway); it keeps other local users off the socket. When the host goes away the stream ends and so
+does this process. If the host never answers within the connect deadline, the process exits rather
+than wait forever.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from rlm_proto.v1 import sandbox_pb2 as pb
 from rlm_proto.v1.sandbox_pb2_grpc import SandboxHostStub
 
 from . import __version__
+from .context_api import MOUNT
 from .host_api import HostAPI
 from .repl import CellOutcome, Repl
 
@@ -77,6 +80,7 @@ def _configure(repl: Repl, api: HostAPI, config: pb.SessionConfig) -> None:
 def main() -> int:
     socket_path = os.environ.pop("RLM_SOCKET", "/rlm/host.sock")
     token = os.environ.pop("RLM_TOKEN", "")
+    context_root = os.environ.pop("RLM_CONTEXT_ROOT", "") or MOUNT
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -95,7 +99,7 @@ def main() -> int:
     except grpc.FutureTimeoutError:
         print(f"rlm-sandbox: no host on {socket_path} within {CONNECT_DEADLINE_S:g} s", file=sys.__stderr__)
         return 2
-    api = HostAPI(stub, metadata)
+    api = HostAPI(stub, metadata, context_root)
     repl = Repl(api.bindings())
     hello = pb.Hello(runtime_version=__version__, python_version=platform.python_version(), pid=os.getpid())
     outbox.put(pb.SandboxMessage(hello=hello))

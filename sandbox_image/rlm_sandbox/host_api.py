@@ -14,7 +14,7 @@ import grpc
 from rlm_proto.v1 import sandbox_pb2 as pb
 from rlm_proto.v1.sandbox_pb2_grpc import SandboxHostStub
 
-from .context_api import LocalReader, build_context
+from .context_api import MOUNT, LocalReader, build_context
 from .errors import (
     ContextPathError,
     HostCallError,
@@ -30,16 +30,17 @@ Metadata = tuple[tuple[str, str], ...]
 class HostAPI:
     """Binds the sandbox API to one host channel."""
 
-    def __init__(self, stub: SandboxHostStub, metadata: Metadata) -> None:
+    def __init__(self, stub: SandboxHostStub, metadata: Metadata, context_root: str = MOUNT) -> None:
         self._stub = stub
         self._metadata = metadata
-        self.local: LocalReader | None = None  # set when the context is mounted at /context
+        self._context_root = context_root  # where the context is mounted: /context in a container
+        self.local: LocalReader | None = None  # set when the context is mounted there
 
     def configure(self, descriptor: pb.ContextDescriptor) -> Any:
         """Take the session's context; returns the value user code sees as `context`."""
         if descriptor.mounted:
-            self.local = LocalReader(self.list_files, int(descriptor.max_file_bytes))
-        return build_context(descriptor, self)
+            self.local = LocalReader(self.list_files, int(descriptor.max_file_bytes), self._context_root)
+        return build_context(descriptor, self, self._context_root)
 
     def start_cell(self, read_budget_bytes: int) -> None:
         if self.local is not None:
