@@ -1,0 +1,361 @@
+"""One conformance suite for SandboxBackend: Docker under runc, Docker under runsc, and the process fake.
+
+Every test drives a backend through the protocol alone (plus a real HostEndpoint on the channel it
+opened, as the manager does: endpoint.start, backend.start, endpoint.wait_hello) or through
+SandboxManager(backend=...), and must pass on all three. The Docker cases need the docker_client fixture:
+in CI they fail rather than skip when the engine is unusable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from rlm_proto.v1 import sandbox_pb2 as pb
+
+from orchestrator.config import DEFAULT_IMAGE, Runtime, SandboxConfig, SandboxLimits
+from orchestrator.context.sources import FileSystemContext
+from orchestrator.context.store import ContextStore
+from orchestrator.sandbox import SandboxManager
+from orchestrator.sandbox.backend import CallbackChannel, SandboxBackend, SandboxSpec
+from orchestrator.sandbox.docker_backend import DockerBackend
+from orchestrator.sandbox.host_server import HostEndpoint
+from orchestrator.sandbox.ownership import OwnerId
+from tests.fakes.process_backend import ProcessBackend
+
+KINDS = ["runc", "runsc", "process"]
+HELLO_S = 60.0  # generous: runsc on a loaded 2-core machine; a hello normally takes under a second
+LIMITS = SandboxLimits(cell_timeout_s=30)
+
+
+@dataclass
+class Launched:
+    spec: SandboxSpec
+    channel: CallbackChannel
+    endpoint: HostEndpoint | None
+    handle: str
+
+    async def hello(self) -> pb.Hello:
+        assert self.endpoint is not None
+        return await asyncio.wait_for(self.endpoint.wait_hello(), HELLO_S)
+
+    async def cell(self, code: str, cell_id: int = 1) -> pb.CellResult:
+        assert self.endpoint is not None
+        return await asyncio.wait_for(self.endpoint.execute(cell_id, code, 1024**2), 30)
+
+
+@dataclass
+class Kit:
+    """One backend under test, a way to make another instance over the same engine, and cleanup."""
+
+    kind: str
+    runtime: Runtime
+    make: Callable[[], SandboxBackend]
+    backend: SandboxBackend
+    others: list[SandboxBackend] = field(default_factory=list)
+    handles: list[str] = field(default_factory=list)
+    channels: list[CallbackChannel] = field(default_factory=list)
+    endpoints: list[HostEndpoint] = field(default_factory=list)
+
+    def another(self) -> SandboxBackend:
+        backend = self.make()
+        self.others.append(backend)
+        return backend
+
+    async def channel(self) -> CallbackChannel:
+        channel = await self.backend.open_channel(secrets.token_hex(6))
+        self.channels.append(channel)
+        return channel
+
+    async def launch(
+        self,
+        *,
+        owner: str | None = None,
+        tenant: str = "default",
+        context_dir: str | None = None,
+        endpoint_token: str | None = None,
+        listen: bool = True,
+    ) -> Launched:
+        """Open a channel, serve it (unless `listen` is false), start a sandbox that dials it."""
+        channel = await self.channel()
+        spec = SandboxSpec(
+            sandbox_id=channel.sandbox_id,
+            image=DEFAULT_IMAGE,
+            runtime=self.runtime,
+            limits=LIMITS,
+            context_dir=context_dir,
+            token=secrets.token_urlsafe(32),
+            owner=owner or str(OwnerId.new()),
+            tenant=tenant,
+        )
+        endpoint = None
+        if listen:
+            endpoint = HostEndpoint(
+                channel.address,
+                endpoint_token or spec.token,
+                LIMITS.max_output_bytes,
+                socket_path=channel.socket_path,
+            )
+            self.endpoints.append(endpoint)
+            await endpoint.start(uid=channel.peer_uid)
+        handle = await self.backend.start(spec, channel)
+        self.handles.append(handle)
+        return Launched(spec, channel, endpoint, handle)
+
+    async def cleanup(self) -> None:
+        await asyncio.gather(*(self.backend.remove(h) for h in self.handles), return_exceptions=True)
+        await asyncio.gather(*(e.stop() for e in self.endpoints), return_exceptions=True)
+        for channel in self.channels:
+            await self.backend.close_channel(channel)
+        for backend in [self.backend, *self.others]:
+            await backend.aclose()
+
+
+_checked: set[str] = set()
+
+
+@pytest.fixture(params=KINDS)
+async def kit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Kit]:
+    kind = str(request.param)
+    make: Callable[[], SandboxBackend]
+    if kind == "process":
+        state = tmp_path / "process-state"
+        runtime = Runtime.RUNC  # means nothing to the process backend
+        make = lambda: ProcessBackend(state_dir=state)  # noqa: E731
+    else:
+        request.getfixturevalue("docker_client")  # fails in CI, skips elsewhere, when Docker is unusable
+        runtime = Runtime(kind)
+        make = lambda: DockerBackend.from_config(SandboxConfig())  # noqa: E731
+    kit = Kit(kind, runtime, make, make())
+    if kind not in _checked:  # the host checks once per backend kind, as a manager does per runtime
+        await kit.backend.check(DEFAULT_IMAGE, runtime)
+        _checked.add(kind)
+    try:
+        yield kit
+    finally:
+        await kit.cleanup()
+
+
+def _channel_dir(channel: CallbackChannel) -> str:
+    assert channel.socket_path is not None
+    return os.path.dirname(channel.socket_path)
+
+
+async def _ids(backend: SandboxBackend) -> set[str]:
+    return {m.sandbox_id for m in await backend.list_managed()}
+
+
+# -- the protocol, driven directly ------------------------------------------------------------------
+
+
+async def test_check_and_validate_accept_this_host(kit: Kit) -> None:
+    """check passes for the image and runtime the suite uses, and validate accepts the default limits."""
+    await kit.backend.check(DEFAULT_IMAGE, kit.runtime)
+    kit.backend.validate(kit.runtime, SandboxLimits())
+
+
+async def test_started_sandbox_says_hello_and_runs_a_cell(kit: Kit) -> None:
+    """A started sandbox dials its channel, says hello, and runs a cell sent down the session stream."""
+    sandbox = await kit.launch()
+    hello = await sandbox.hello()
+    assert hello.runtime_version and hello.python_version
+    result = await sandbox.cell("print(1+1)")
+    assert result.stdout.text == "2\n" and not result.HasField("error")
+
+
+async def test_list_managed_shows_the_sandbox_until_removed(kit: Kit) -> None:
+    """list_managed names a started sandbox with its sandbox id, owner and tenant, and not once removed."""
+    owner = str(OwnerId.new())
+    sandbox = await kit.launch(owner=owner, tenant="tenant-a")
+    found = [m for m in await kit.backend.list_managed() if m.handle == sandbox.handle]
+    assert len(found) == 1
+    assert (found[0].sandbox_id, found[0].owner, found[0].tenant) == (
+        sandbox.spec.sandbox_id,
+        owner,
+        "tenant-a",
+    )
+    await kit.backend.remove(sandbox.handle)
+    assert sandbox.spec.sandbox_id not in await _ids(kit.backend)
+    assert sandbox.handle not in {m.handle for m in await kit.backend.list_managed()}
+
+
+async def test_remove_is_idempotent_and_unknown_handles_are_no_error(kit: Kit) -> None:
+    """Removing twice, concurrently, or a handle the backend never made raises nothing."""
+    sandbox = await kit.launch()
+    await asyncio.gather(kit.backend.remove(sandbox.handle), kit.backend.remove(sandbox.handle))
+    await kit.backend.remove(sandbox.handle)
+    await kit.backend.remove("no-such-sandbox-" + secrets.token_hex(8))
+    gone = await kit.backend.wait_exit(sandbox.handle, 1.0)
+    assert not gone.running
+    assert await kit.backend.logs_tail(sandbox.handle) == ""
+
+
+async def test_kill_then_wait_exit_reports_the_exit(kit: Kit) -> None:
+    """After kill, wait_exit says the sandbox is not running and gives SIGKILL's exit code, 137."""
+    sandbox = await kit.launch()
+    await sandbox.hello()
+    await kit.backend.kill(sandbox.handle)
+    ended = await kit.backend.wait_exit(sandbox.handle, 30.0)
+    assert not ended.running
+    assert ended.exit_code == 137 and not ended.oom_killed
+    await kit.backend.kill(sandbox.handle)  # killing what already ended is no error
+
+
+async def test_wait_exit_on_a_live_sandbox_says_running(kit: Kit) -> None:
+    """wait_exit with a short timeout on a live sandbox returns within about that time, saying running."""
+    sandbox = await kit.launch()
+    await sandbox.hello()
+    started = time.monotonic()
+    alive = await kit.backend.wait_exit(sandbox.handle, 0.5)
+    assert alive.running and not alive.oom_killed
+    assert time.monotonic() - started < 15.0
+    assert (await sandbox.cell("print('still here')")).stdout.text == "still here\n"
+
+
+async def test_runtime_refused_by_the_host_exits_and_logs_why(kit: Kit) -> None:
+    """A runtime whose token the host's interceptor refuses exits early; logs_tail gives its last lines."""
+    sandbox = await kit.launch(endpoint_token=secrets.token_urlsafe(32))  # not the sandbox's token
+    ended = await kit.backend.wait_exit(sandbox.handle, HELLO_S)
+    assert not ended.running and ended.exit_code is not None
+    tail = await kit.backend.logs_tail(sandbox.handle, lines=5)
+    assert "UNAUTHENTICATED" in tail, tail
+    assert len(tail.strip().splitlines()) <= 5
+    assert sandbox.endpoint is not None and not sandbox.endpoint.attached  # no session was opened
+
+
+async def test_close_channel_removes_it_and_is_idempotent(kit: Kit) -> None:
+    """close_channel removes what open_channel made, and closing it again is no error."""
+    channel = await kit.channel()
+    assert channel.address and os.path.isdir(_channel_dir(channel))
+    await kit.backend.close_channel(channel)
+    assert not os.path.exists(_channel_dir(channel))
+    await kit.backend.close_channel(channel)
+
+
+async def test_remove_stale_channels_spares_claimed_and_fresh_ones(kit: Kit) -> None:
+    """remove_stale_channels removes an old unclaimed channel and keeps a claimed one and a fresh one."""
+    claimed, stale, fresh = await kit.channel(), await kit.channel(), await kit.channel()
+    day_ago = time.time() - 86400
+    for channel in (claimed, stale):
+        os.utime(_channel_dir(channel), (day_ago, day_ago))
+    removed = await kit.backend.remove_stale_channels({claimed.sandbox_id})
+    assert removed >= 1  # others' leftovers on this host may go too
+    assert os.path.isdir(_channel_dir(claimed)) and os.path.isdir(_channel_dir(fresh))
+    assert not os.path.exists(_channel_dir(stale))
+
+
+async def test_second_instance_lists_and_removes_the_first_ones_sandboxes(kit: Kit) -> None:
+    """Another backend instance over the same engine (or state dir) lists, waits for and removes them."""
+    sandbox = await kit.launch(tenant="tenant-b")
+    await sandbox.hello()
+    other = kit.another()
+    found = {m.handle: m for m in await other.list_managed()}
+    assert sandbox.handle in found
+    assert (found[sandbox.handle].sandbox_id, found[sandbox.handle].tenant) == (
+        sandbox.spec.sandbox_id,
+        "tenant-b",
+    )
+    assert (await other.wait_exit(sandbox.handle, 0.2)).running
+    await other.remove(sandbox.handle)
+    assert not (await other.wait_exit(sandbox.handle, 5.0)).running
+    assert sandbox.handle not in {m.handle for m in await kit.backend.list_managed()}
+
+
+async def test_sandbox_environment_holds_nothing_of_the_hosts(
+    kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A variable set in the host's environment before the start is not in the sandbox's environment."""
+    marker = "RLM_CONFORMANCE_MARKER"
+    value = "marker-" + secrets.token_hex(8)
+    monkeypatch.setenv(marker, value)
+    sandbox = await kit.launch()
+    await sandbox.hello()
+    seen = (await sandbox.cell("import os\nprint(repr(sorted(os.environ.items())))")).stdout.text
+    assert seen.startswith("[")
+    assert marker not in seen and value not in seen
+    assert "RLM_TOKEN" not in seen and sandbox.spec.token not in seen  # the runtime dropped its token
+
+
+# -- through the manager ----------------------------------------------------------------------------
+
+
+async def test_manager_session_runs_reads_context_and_leaves_nothing(kit: Kit, context_dir: Path) -> None:
+    """A session runs cells and reads context files; its teardown leaves no sandbox and no channel."""
+    async with SandboxManager(SandboxConfig(), backend=kit.another()) as manager:
+        async with manager.open(context_dir, runtime=kit.runtime, limits=LIMITS) as session:
+            assert (await session.run("print(1+1)")).stdout.text == "2\n"
+            read = await session.run("print(read_file('hello.txt'), end='')")
+            assert read.stdout.text == "hello from the context\n", read.error
+            csv = await session.run("print(read_file('sub/data.csv').splitlines()[1])")
+            assert csv.stdout.text == "1,2\n"
+            sandbox_id, channel = session.sandbox_id, session.channel
+            assert sandbox_id in await _ids(kit.backend)
+        assert sandbox_id not in await _ids(kit.backend)
+        assert not os.path.exists(_channel_dir(channel))
+        assert manager.live_sandboxes() == 0
+
+
+async def test_manager_create_then_attach(kit: Kit, context_dir: Path) -> None:
+    """An idle sandbox from create() is listed with its tenant; attach() gives it a run that reads files.
+
+    Uses the manager's create/attach API (issue 8's rewrite of manager.py).
+    """
+    async with SandboxManager(SandboxConfig(), backend=kit.another()) as manager:
+        source = FileSystemContext(context_dir)
+        idle = await manager.create(
+            runtime=kit.runtime, limits=LIMITS, context_dir=source.root(), tenant="tenant-c"
+        )
+        listed = {m.sandbox_id: m for m in await kit.backend.list_managed()}
+        assert listed[idle.sandbox_id].tenant == "tenant-c"
+        session = await manager.attach(idle, ContextStore(source), owns_source=True)
+        async with session:
+            result = await session.run("print(read_file('hello.txt'), end='')")
+            assert result.stdout.text == "hello from the context\n", result.error
+        assert idle.sandbox_id not in await _ids(kit.backend)
+        assert not os.path.exists(_channel_dir(idle.channel))
+
+
+async def test_reaper_removes_dead_owners_sandboxes_only(kit: Kit) -> None:
+    """manager.reap() removes a sandbox whose owner is a dead process on this host, not a live owner's."""
+    dead = f"{socket.gethostname()}/{2**22 + 7}/1/dead"  # above any pid_max: never a live process
+    orphan = await kit.launch(owner=dead, listen=False)
+    alive = await kit.launch(owner=str(OwnerId.new()), listen=False)  # this live process, another manager
+    reaper = SandboxManager(SandboxConfig(), backend=kit.another())
+    try:
+        assert await reaper.reap() >= 1  # other runs' orphans on this engine may go too
+    finally:
+        await reaper.aclose()
+    handles = {m.handle for m in await kit.backend.list_managed()}
+    assert orphan.handle not in handles
+    assert alive.handle in handles
+    assert (await kit.backend.wait_exit(alive.handle, 0.2)).running
+
+
+# -- the runtime's context root (what lets the process backend read files without a /context mount) --
+
+
+def test_runtime_reads_the_context_from_the_root_it_is_given(tmp_path: Path) -> None:
+    """HostAPI reads a mounted context from its context root (RLM_CONTEXT_ROOT), /context by default."""
+    from rlm_sandbox import context_api
+    from rlm_sandbox.host_api import HostAPI
+
+    class Stub:
+        def ListFiles(self, request: pb.ListFilesRequest, metadata: object) -> pb.FileList:
+            return pb.FileList(paths=["notes/a.txt"])
+
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("from the root\n")
+    api = HostAPI(Stub(), (), str(tmp_path))  # type: ignore[arg-type]
+    descriptor = pb.ContextDescriptor(kind="filesystem", mounted=True, max_file_bytes=1024)
+    api.configure(descriptor)
+    api.start_cell(1024)
+    assert api.read_file("notes/a.txt") == "from the root\n"
+    assert api.reads() == (len("from the root\n"), 1)
+    assert HostAPI(Stub(), ())._context_root == context_api.MOUNT == "/context"  # type: ignore[arg-type]
