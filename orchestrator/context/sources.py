@@ -308,3 +308,24 @@ def _resolved_inside(root_fd: int, root_real: str, rel: str) -> tuple[FileEntry,
     if not real.startswith(root_real.rstrip("/") + "/"):
         return None
     return FileEntry(rel, st.st_size, st.st_mtime), real[len(root_real.rstrip("/")) + 1 :]
+
+
+ContextInput = ContextSource | os.PathLike[str] | str | Sequence[str] | Mapping[str, str]
+
+
+def as_source(context: ContextInput) -> tuple[ContextSource, bool]:
+    """What a caller passed as a run's context, as a source; and whether the caller made it (the run
+    then closes it). A Path is a directory; a str is the text itself, as the paper passes it, never a
+    path; a list of str or a dict of str is an in-memory context."""
+    if isinstance(context, FileSystemContext | InMemoryContext):
+        return context, False
+    if isinstance(context, os.PathLike):
+        path = Path(context)
+        if not path.is_dir():
+            raise InvalidInputError(f"context directory does not exist: {context}")
+        return FileSystemContext(path), True
+    if isinstance(context, str | Sequence | Mapping):
+        return InMemoryContext(context), True
+    if hasattr(context, "index") and hasattr(context, "root"):
+        return context, False
+    raise InvalidInputError(f"unsupported context type: {type(context).__name__}")

@@ -1,6 +1,6 @@
 """The RLM engine: the root loop, sub-calls and recursion, events, trajectories, and RLMAgent."""
 
-from .agent import RLMAgent, RLMResult
+from .agent import RLMAgent
 from .events import (
     CellFinished,
     CodeStarted,
@@ -12,6 +12,7 @@ from .events import (
     SubCallFinished,
     SubCallStarted,
 )
+from .result import RLMResult
 from .trajectory import Trajectory
 
 __all__ = [

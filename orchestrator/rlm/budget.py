@@ -12,6 +12,7 @@ from collections.abc import Callable
 from ..config import RLMConfig
 from ..errors import RunLimitError
 from ..llm.types import Usage
+from ..status import RunStatus
 
 
 class RunBudget:
@@ -30,22 +31,22 @@ class RunBudget:
     def remaining_s(self) -> float:
         return self._config.deadline_s - self.elapsed()
 
-    def exhausted(self) -> str | None:
-        """The limit that ends the run now, if any: 'max_subcalls', 'max_tokens' or 'deadline'."""
+    def exhausted(self) -> RunStatus | None:
+        """The limit that ends the run now, if any: MAX_SUBCALLS, MAX_TOKENS or DEADLINE."""
         if self.subcalls_refused:
-            return "max_subcalls"
+            return RunStatus.MAX_SUBCALLS
         if self.usage.total >= self._config.max_tokens:
-            return "max_tokens"
+            return RunStatus.MAX_TOKENS
         if self.remaining_s() <= 0:
-            return "deadline"
+            return RunStatus.DEADLINE
         return None
 
     def take_subcall(self) -> None:
         """Count one sub-call, or refuse it with the limit that stops it."""
         with self._lock:
             reason = self.exhausted()
-            if reason is not None and reason != "max_subcalls":
-                raise RunLimitError(f"the run's {reason.replace('_', ' ')} limit is reached")
+            if reason is not None and reason is not RunStatus.MAX_SUBCALLS:
+                raise RunLimitError(f"the run's {reason.value.replace('_', ' ')} limit is reached")
             if self.subcalls >= self._config.max_subcalls:
                 self.subcalls_refused = True  # the run ends at its next turn
                 raise RunLimitError(f"the run's limit of {self._config.max_subcalls} sub-calls is reached")

@@ -2,17 +2,21 @@
 
 Prompt building, reply parsing and budget checks are plain functions (prompts, parsing, budget); this
 module only sequences them. A run has one context store, one budget and one sub-call record shared by
-the root and its child RLMs; each level gets a sandbox of its own.
+the root and its child RLMs; each level gets a sandbox of its own. Every step is written to the run's
+recorder when it happens (records.py), and the trajectory each level returns is built from those
+records. Time comes from the injected clock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..config import RLMConfig, SandboxLimits
 from ..context.store import ContextStore
 from ..errors import (
@@ -25,6 +29,7 @@ from ..errors import (
 )
 from ..llm.types import LLMProvider, Message, Usage
 from ..sandbox import CellError, CellResult, CellStatus, SandboxManager, SandboxSession
+from ..status import RunStatus
 from . import prompts
 from .budget import RunBudget
 from .events import (
@@ -37,30 +42,39 @@ from .events import (
     SubCallStarted,
 )
 from .parsing import code_blocks, prose_final
+from .records import (
+    ROOT,
+    CellRecorded,
+    IterationRecorded,
+    LevelEnded,
+    LevelStarted,
+    LimitHit,
+    NullRecorder,
+    Record,
+    RunEnded,
+    RunRecorder,
+    RunStarted,
+    SubCallRecorded,
+    build_trajectory,
+    clip,
+)
 from .trajectory import CellRecord, IterationRecord, RunMetadata, SubCallRecord, Trajectory
 
 Emit = Callable[[Event], None]
-_DIED = (CellStatus.TIMEOUT, CellStatus.OOM, CellStatus.KILLED)
-_LIMITS = ("max_subcalls", "max_tokens", "deadline", "max_iterations")
 
 
 @dataclass
 class _Level:
-    """One RLM level's own record (the root, or one child), and its current sandbox."""
+    """One RLM level's counters (the root, or one child), and its current sandbox."""
 
     depth: int
     label: str
-    iterations: list[IterationRecord] = field(default_factory=list)
+    iterations: int = 0
     codegen_s: float = 0.0
     repl_s: float = 0.0
     code_chars: int = 0
     usage: Usage = field(default_factory=Usage)
     session: SandboxSession | None = None
-
-    def add_cell(self, cell: CellRecord) -> None:
-        """Attach a finished cell to the current iteration at once, so no ending can lose it."""
-        last = self.iterations[-1]
-        self.iterations[-1] = replace(last, cells=(*last.cells, cell), repl_s=last.repl_s + cell.duration_s)
 
 
 class Run:
@@ -77,18 +91,26 @@ class Run:
         stream: bool = False,
         runtime: str | None = None,
         limits: SandboxLimits | None = None,
+        recorder: RunRecorder | None = None,
+        clock: Clock | None = None,
+        run_id: str | None = None,
+        tenant: str = "default",
     ) -> None:
         self.config = config
         self.provider = provider
         self.manager = manager
         self.store = store
-        self.budget = RunBudget(config)
+        self.clock = clock or SYSTEM_CLOCK
+        self.budget = RunBudget(config, clock=self.clock.now)
         self.emit: Emit = emit or (lambda event: None)
         self.stream = stream
         self.runtime = runtime
         self.limits = limits
-        self.subcalls: list[SubCallRecord] = []
-        self.children: list[Trajectory] = []
+        self.recorder: RunRecorder = recorder or NullRecorder()
+        self.run_id = run_id or secrets.token_hex(8)
+        self.tenant = tenant
+        self.records: list[Record] = []  # this run's own, whatever the recorder keeps
+        self.subcall_count = 0
         self.usage_by_model: dict[str, Usage] = {}
         self.sandbox_starts = 0
         self.deepest = 0
@@ -99,10 +121,38 @@ class Run:
         self.child_slots = [
             asyncio.Semaphore(config.max_concurrent_subcalls) for _ in range(config.max_depth + 1)
         ]
-        self.started = time.perf_counter()
+        self.started = self.clock.now()
 
     def next_id(self) -> int:
         return next(self._ids)
+
+    def elapsed(self) -> float:
+        return self.clock.now() - self.started
+
+    async def record(self, record: Record) -> None:
+        """Keep one step: in the run's own list (its trajectory is built from it) and the recorder."""
+        self.records.append(record)
+        await self.recorder.write(record)
+
+    async def execute(self, query: str) -> Trajectory:
+        """The whole run: the root level, with the run's start and end recorded around it."""
+        await self.record(
+            RunStarted(
+                self.run_id, self.tenant, query, self.config.root_model, self.config.max_depth, time.time()
+            )
+        )
+        trajectory = await self.level(query, 0, ROOT, self.config.root_model)
+        await self.record(
+            RunEnded(
+                self.run_id,
+                trajectory.status,
+                trajectory.answer,
+                trajectory.error,
+                trajectory.metadata,
+                time.time(),
+            )
+        )
+        return trajectory
 
     def count(self, model: str, usage: Usage) -> None:
         self.budget.add(usage)
@@ -111,46 +161,65 @@ class Run:
     async def _open(self, level: _Level) -> SandboxSession:
         self.sandbox_starts += 1
         level.session = await self.manager.start_session(
-            store=self.store, runtime=self.runtime, limits=self.limits, subcalls=SubCallHandler(self, level)
+            store=self.store,
+            runtime=self.runtime,
+            limits=self.limits,
+            subcalls=SubCallHandler(self, level),
+            tenant=self.tenant,
         )
         return level.session
 
-    async def level(self, query: str, depth: int, label: str, model: str) -> Trajectory:
-        """Run one RLM level to its end; never raises for what the model or its code does."""
+    async def level(
+        self, query: str, depth: int, label: str, model: str, parent: str | None = None
+    ) -> Trajectory:
+        """Run one RLM level to its end; never raises for what the model or its code does.
+
+        Our own errors (RLMError) end the level with a status; anything else is a bug and is raised.
+        """
         self.deepest = max(self.deepest, depth)
         level = _Level(depth, label)
+        await self.record(LevelStarted(self.run_id, label, parent, depth, query, model))
         answer: str | None = None
-        status, error = "error", None
+        status, error = RunStatus.ERROR, None
         try:
-            async with asyncio.timeout(max(self.budget.remaining_s(), 0.001)):
-                await self._open(level)
-                answer, status = await self._iterate(query, level, model)
-                if answer is None and status != "completed":
-                    error = self._limit_message(status)
-        except TimeoutError:
-            status, error = "deadline", f"the run's {self.config.deadline_s:g} s deadline passed"
-        except RunLimitError as exc:
-            status, error = self.budget.exhausted() or "max_subcalls", exc.message
-        except LLMError as exc:
-            status, error = "llm_error", exc.message
-        except (SandboxError, EngineUnavailableError) as exc:
-            status, error = "sandbox_error", exc.message
-        except RLMError as exc:
-            status, error = "error", exc.message
+            try:
+                async with self.clock.timeout(max(self.budget.remaining_s(), 0.001)):
+                    await self._open(level)
+                    answer, status = await self._iterate(query, level, model)
+                    if answer is None and status is not RunStatus.COMPLETED:
+                        error = self._limit_message(status)
+            except TimeoutError:
+                status, error = RunStatus.DEADLINE, f"the run's {self.config.deadline_s:g} s deadline passed"
+            except RunLimitError as exc:
+                status, error = self.budget.exhausted() or RunStatus.MAX_SUBCALLS, exc.message
+            except LLMError as exc:
+                status, error = RunStatus.LLM_ERROR, exc.message
+            except (SandboxError, EngineUnavailableError) as exc:
+                status, error = RunStatus.SANDBOX_ERROR, exc.message
+            except RLMError as exc:
+                status, error = RunStatus.ERROR, exc.message
+            except asyncio.CancelledError:
+                status, error = RunStatus.CANCELLED, "the run was cancelled"
+                raise
         finally:
             if level.session is not None:
                 await asyncio.shield(self.manager.close_session(level.session))
-        return self._trajectory(query, answer, status, error, level)
+            if status.is_limit:
+                await self.record(LimitHit(self.run_id, label, status, error or status.value))
+            await self.record(
+                LevelEnded(self.run_id, label, status, answer, error, self._metadata(status, level))
+            )
+        return build_trajectory(self.records, label)
 
-    def _limit_message(self, status: str) -> str:
+    def _limit_message(self, status: RunStatus) -> str:
         c = self.config
         return {
-            "max_subcalls": f"the run's limit of {c.max_subcalls} sub-calls was reached",
-            "max_tokens": f"the run's limit of {c.max_tokens:,} tokens was reached",
-            "deadline": f"the run's {c.deadline_s:g} s deadline passed",
-        }.get(status, f"the run ended: {status}")
+            RunStatus.MAX_SUBCALLS: f"the run's limit of {c.max_subcalls} sub-calls was reached",
+            RunStatus.MAX_TOKENS: f"the run's limit of {c.max_tokens:,} tokens was reached",
+            RunStatus.DEADLINE: f"the run's {c.deadline_s:g} s deadline passed",
+        }.get(status, f"the run ended: {status.value}")
 
-    async def _iterate(self, query: str, level: _Level, model: str) -> tuple[str | None, str]:
+    async def _iterate(self, query: str, level: _Level, model: str) -> tuple[str | None, RunStatus]:
         shape = await asyncio.to_thread(self.store.shape)
         system = prompts.system_prompt(
             shape, depth=level.depth, max_depth=self.config.max_depth, max_output=self.config.max_output_chars
@@ -160,19 +229,19 @@ class Run:
             reason = self.budget.exhausted()
             if reason is not None:
                 return None, reason
-            self.emit(IterationStarted(index, level.depth, time.perf_counter() - self.started))
+            self.emit(IterationStarted(index, level.depth, self.elapsed()))
             reply = await self._ask(messages, model, level)
             messages.append(Message("assistant", reply))
             results, answer = await self._answer(reply, level)
             if answer is not None:
-                return answer, "completed"
+                return answer, RunStatus.COMPLETED
             feedback = (
                 prompts.cell_feedback(results, self.config.max_output_chars) if results else prompts.NO_CODE
             )
             messages.append(Message("user", feedback))
         forced = await self._ask([*messages, Message("user", prompts.FORCE_FINAL)], model, level)
         _results, answer = await self._answer(forced, level)
-        return (answer if answer is not None else forced.strip()), "max_iterations"
+        return (answer if answer is not None else forced.strip()), RunStatus.MAX_ITERATIONS
 
     async def _ask(self, messages: list[Message], model: str, level: _Level) -> str:
         on_text = (lambda piece: self.emit(ModelText(piece, level.depth))) if self.stream else None
@@ -180,18 +249,18 @@ class Run:
         self.count(model, completion.usage)
         level.usage = level.usage + completion.usage
         level.codegen_s += completion.duration_s
-        level.iterations.append(
-            IterationRecord(
-                len(level.iterations) + 1,
-                level.depth,
-                completion.text,
-                (),
-                completion.usage.prompt_tokens,
-                completion.usage.completion_tokens,
-                completion.duration_s,
-                0.0,
-            )
+        level.iterations += 1
+        iteration = IterationRecord(
+            level.iterations,
+            level.depth,
+            completion.text,
+            (),
+            completion.usage.prompt_tokens,
+            completion.usage.completion_tokens,
+            completion.duration_s,
+            0.0,
         )
+        await self.record(IterationRecorded(self.run_id, level.label, iteration))
         return completion.text
 
     async def _run_blocks(self, reply: str, level: _Level) -> tuple[list[tuple[str, CellResult]], str | None]:
@@ -200,19 +269,19 @@ class Run:
             assert level.session is not None
             self.emit(CodeStarted(code, level.depth))
             level.code_chars += len(code)
-            started = time.perf_counter()
+            started = self.clock.now()
             try:
                 result = await level.session.run(code)
             except InvalidInputError as exc:  # e.g. a NUL byte: the model is told, nothing ran
                 result = CellResult(CellStatus.INVALID, error=CellError("InvalidInput", exc.message))
-            level.repl_s += time.perf_counter() - started
+            level.repl_s += self.clock.now() - started
             results.append((code, result))
             record = _cell_record(code, result)
-            level.add_cell(record)
+            await self.record(CellRecorded(self.run_id, level.label, level.iterations, record))
             self.emit(CellFinished(record, level.depth))
             if result.final is not None:
                 return results, result.final
-            if result.status in _DIED:
+            if result.status.sandbox_died:
                 # Its variables are gone: the rest of this reply assumed them. Tell the model, start afresh.
                 await self.manager.close_session(level.session)
                 await self._open(level)
@@ -230,20 +299,23 @@ class Run:
             answer = (await level.session.run(f"FINAL_VAR({found.variable!r})")).final
         return results, answer
 
-    def _trajectory(
-        self, query: str, answer: str | None, status: str, error: str | None, level: _Level
-    ) -> Trajectory:
+    def _metadata(self, status: RunStatus, level: _Level) -> RunMetadata:
         usage = self.store.usage
         shape = self.store.source.shape()
-        mine = [s for s in self.subcalls if s.parent == level.label] if level.depth else list(self.subcalls)
-        run_usage = self.budget.usage if level.depth == 0 else level.usage
-        metadata = RunMetadata(
+        root = level.depth == 0
+        run_usage = self.budget.usage if root else level.usage
+        mine = (
+            self.subcall_count
+            if root
+            else sum(1 for r in self.records if isinstance(r, SubCallRecorded) and r.level == level.label)
+        )
+        return RunMetadata(
             status=status,
             max_depth=self.config.max_depth,
-            actual_depth=self.deepest if level.depth == 0 else level.depth,
-            iterations=len(level.iterations),
-            subcall_count=len(mine),
-            total_s=time.perf_counter() - self.started,
+            actual_depth=self.deepest if root else level.depth,
+            iterations=level.iterations,
+            subcall_count=mine,
+            total_s=self.elapsed(),
             codegen_s=level.codegen_s,
             repl_s=level.repl_s,
             context_bytes=shape.total_bytes,
@@ -251,21 +323,11 @@ class Run:
             generated_code_chars=level.code_chars,
             prompt_tokens=run_usage.prompt_tokens,
             completion_tokens=run_usage.completion_tokens,
-            cost_usd=self._cost() if level.depth == 0 else None,
+            cost_usd=self._cost() if root else None,
             bytes_read=usage.bytes_read,
             files_read=usage.files_read,
             cache_hit_rate=usage.cache_hit_rate,
             sandbox_starts=self.sandbox_starts,
-        )
-        return Trajectory(
-            query,
-            answer,
-            status,
-            error,
-            metadata,
-            tuple(level.iterations),
-            tuple(mine),
-            tuple(self.children) if level.depth == 0 else (),
         )
 
     def _cost(self) -> float | None:
@@ -301,22 +363,26 @@ class SubCallHandler:
         run, level = self._run, self._level
         chosen = self._model(model)
         recursive = recursive or run.config.recursive_llm_query
-        run.budget.take_subcall()
+        try:
+            run.budget.take_subcall()
+        except RunLimitError as exc:
+            limit = run.budget.exhausted() or RunStatus.MAX_SUBCALLS
+            await run.record(LimitHit(run.run_id, level.label, limit, exc.message))
+            raise
         call_id = run.next_id()
         deeper = recursive and level.depth + 1 < run.config.max_depth
         kind = "rlm" if deeper else "llm"
         run.emit(SubCallStarted(call_id, kind, level.depth + 1, len(prompt)))
-        started = time.perf_counter()
+        started = run.clock.now()
         usage, error, text = Usage(), None, ""
         try:
             if deeper:
                 async with run.child_slots[level.depth + 1]:
-                    child = await run.level(prompt, level.depth + 1, f"rlm-{call_id}", chosen)
-                run.children.append(child)
+                    child = await run.level(prompt, level.depth + 1, f"rlm-{call_id}", chosen, level.label)
                 usage = Usage(child.metadata.prompt_tokens, child.metadata.completion_tokens)
                 if child.answer is None:
-                    error = f"the sub-agent ended without an answer ({child.status}: {child.error})"
-                    raise RunLimitError(error) if child.status in _LIMITS else LLMError(error)
+                    error = f"the sub-agent ended without an answer ({child.status.value}: {child.error})"
+                    raise RunLimitError(error) if child.status.is_limit else LLMError(error)
                 text = child.answer
             else:
                 async with run.slots:
@@ -341,10 +407,13 @@ class SubCallHandler:
                 len(text),
                 usage.prompt_tokens,
                 usage.completion_tokens,
-                time.perf_counter() - started,
+                run.clock.now() - started,
                 error,
+                clip(prompt),
+                clip(text),
             )
-            run.subcalls.append(record)
+            run.subcall_count += 1
+            await run.record(SubCallRecorded(run.run_id, level.label, record))
             run.emit(SubCallFinished(record))
 
     async def llm_query_batched(self, prompts_: list[str], model: str, recursive: bool) -> list[str]:
@@ -366,7 +435,7 @@ def _cell_record(code: str, result: CellResult) -> CellRecord:
         error = result.error.traceback or f"{result.error.type}: {result.error.message}"
     return CellRecord(
         code,
-        result.status.value,
+        result.status,
         result.stdout.text,
         result.stderr.text,
         error,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..status import RunStatus
 from .trajectory import CellRecord, SubCallRecord, Trajectory
 
 
@@ -50,7 +51,7 @@ class SubCallFinished:
 @dataclass(frozen=True, slots=True)
 class FinalAnswer:
     answer: str | None
-    status: str
+    status: RunStatus
     trajectory: Trajectory
 
 

@@ -12,11 +12,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..status import CellStatus, RunStatus
+
 
 @dataclass(frozen=True, slots=True)
 class CellRecord:
     code: str
-    status: str
+    status: CellStatus
     stdout: str
     stderr: str
     error: str | None
@@ -49,11 +51,13 @@ class SubCallRecord:
     completion_tokens: int
     duration_s: float
     error: str | None = None
+    prompt: str = ""  # the texts themselves, each kept up to records.MAX_RECORDED_TEXT characters
+    reply: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class RunMetadata:
-    status: str
+    status: RunStatus
     max_depth: int
     actual_depth: int
     iterations: int
@@ -77,7 +81,7 @@ class RunMetadata:
 class Trajectory:
     query: str
     answer: str | None
-    status: str
+    status: RunStatus
     error: str | None
     metadata: RunMetadata
     iterations: tuple[IterationRecord, ...] = ()
@@ -92,11 +96,18 @@ class Trajectory:
         return cls(
             query=data["query"],
             answer=data["answer"],
-            status=data["status"],
+            status=RunStatus(data["status"]),
             error=data.get("error"),
-            metadata=RunMetadata(**data["metadata"]),
+            metadata=RunMetadata(**{**data["metadata"], "status": RunStatus(data["metadata"]["status"])}),
             iterations=tuple(
-                IterationRecord(**{**it, "cells": tuple(CellRecord(**c) for c in it["cells"])})
+                IterationRecord(
+                    **{
+                        **it,
+                        "cells": tuple(
+                            CellRecord(**{**c, "status": CellStatus(c["status"])}) for c in it["cells"]
+                        ),
+                    }
+                )
                 for it in data.get("iterations", ())
             ),
             subcalls=tuple(SubCallRecord(**s) for s in data.get("subcalls", ())),

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..status import CellStatus
 
-class CellStatus(enum.StrEnum):
-    OK = "ok"  # the cell ran to its end
-    ERROR = "error"  # the cell raised; the traceback is in `error`
-    TIMEOUT = "timeout"  # the cell ran past its wall-clock limit: the sandbox was killed
-    OOM = "oom"  # the sandbox ran out of memory and the kernel killed it
-    KILLED = "killed"  # the sandbox died for another reason (exit, signal, pids) mid-cell
-    INVALID = "invalid"  # the input was refused before anything ran
+__all__ = ["CellError", "CellResult", "CellStatus", "Output"]
 
 
 @dataclass(frozen=True, slots=True)
