@@ -1,13 +1,18 @@
 """The `rlm` command line.
 
-    rlm run --context DIR --query TEXT [--model M] [--sub-model M] [--base-url URL] [--max-depth N]
-            [--max-iterations N] [--runtime runc|runsc] [--json] [--stream] [--trajectory FILE]
+    rlm run --context DIR --query TEXT [--config FILE] [--model M] [--sub-model M] [--base-url URL]
+            [--max-depth N] [--max-iterations N] [--runtime runc|runsc] [--json] [--stream]
+            [--trajectory FILE]
 
-    rlm exec --context DIR [--include GLOB]... [--exclude GLOB]... [--runtime runc|runsc]
+    rlm exec --context DIR [--config FILE] [--include GLOB]... [--exclude GLOB]... [--runtime runc|runsc]
              [--memory SIZE] [--cpus N] [--timeout S] [--json] (--code TEXT | --file PATH | code on stdin)
 
-Exit status: 0 when the cell's status is ok, 1 for any other cell status, 2 for bad input, 3 when the
-engine or the sandbox is unavailable. Errors are one line on stderr, never a traceback.
+Every command loads the settings once (`--config FILE`, else $RLM_CONFIG, else the built-in defaults;
+then the environment) and builds everything from them; a flag given on the command line wins.
+
+Exit status: 0 when the cell's status is ok, 1 for any other cell status, 2 for bad input (a bad
+settings file included), 3 when the engine or the sandbox is unavailable. Errors are one line on
+stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -18,14 +23,13 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from .config import DEFAULT_IMAGE, RLMConfig, Runtime, SandboxConfig, SandboxLimits, parse_size
 from .errors import InvalidInputError, RLMError
-from .run_cli import run_main
+from .run_cli import run_main, with_flags
 from .sandbox import CellError, CellResult, CellStatus, open_sandbox
+from .settings import Settings, load_settings
 from .terminal import neutralise
 
 EXIT_OK, EXIT_CELL_FAILED, EXIT_INVALID, EXIT_UNAVAILABLE = 0, 1, 2, 3
@@ -57,11 +61,22 @@ def _parser() -> argparse.ArgumentParser:
         metavar="GLOB",
         help="leave out files matching this glob; repeatable",
     )
-    run.add_argument("--runtime", default="runc", help="runc (default) or runsc (gVisor)")
-    run.add_argument("--memory", default="512m", help="memory limit, swap included (default 512m)")
-    run.add_argument("--cpus", type=float, default=1.0, help="CPU quota in cores (default 1)")
-    run.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="wall-clock limit")
-    run.add_argument("--image", default=DEFAULT_IMAGE, help="sandbox image (default %(default)s)")
+    add_config_argument(run)
+    run.add_argument("--runtime", default=None, help="runc or runsc (gVisor); default: sandbox.runtime")
+    run.add_argument(
+        "--memory", default=None, help="memory limit, swap included; default: sandbox.limits.memory_bytes"
+    )
+    run.add_argument(
+        "--cpus", type=float, default=None, help="CPU quota in cores; default: sandbox.limits.cpus"
+    )
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="wall-clock limit per cell; default: sandbox.limits.cell_timeout_s",
+    )
+    run.add_argument("--image", default=None, help="sandbox image; default: sandbox.image")
     run.add_argument("--json", action="store_true", help="print one JSON object with the result")
     _add_run_parser(sub)
     source = run.add_mutually_exclusive_group()
@@ -70,20 +85,37 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    """`--config FILE`, which every `rlm` command takes."""
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="settings file (TOML); default $RLM_CONFIG, then built-in defaults",
+    )
+
+
 def _add_run_parser(sub: Any) -> None:
     rlm = sub.add_parser("run", help="answer a query over a context with a Recursive Language Model")
     rlm.add_argument("--context", required=True, metavar="DIR", help="the directory the model explores")
     rlm.add_argument("--query", required=True, help="the question")
-    rlm.add_argument("--model", default=RLMConfig.root_model_default(), help="root model")
-    rlm.add_argument("--sub-model", default=None, help="model for llm_query (default: the root model)")
+    add_config_argument(rlm)
+    rlm.add_argument("--model", default=None, help="root model (default: run.root_model, gpt-4o-mini)")
     rlm.add_argument(
-        "--base-url", default=None, help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL)"
+        "--sub-model", default=None, help="model for llm_query (default: run.sub_model, else the root model)"
     )
-    rlm.add_argument("--max-depth", type=int, default=1, help="1: rlm_query is a plain call; 2+: child RLMs")
-    rlm.add_argument("--max-iterations", type=int, default=30)
+    rlm.add_argument(
+        "--base-url",
+        default=None,
+        help="OpenAI-compatible endpoint (default: the root model's endpoint, $OPENAI_BASE_URL)",
+    )
+    rlm.add_argument(
+        "--max-depth", type=int, default=None, help="1: rlm_query is a plain call; 2+: child RLMs"
+    )
+    rlm.add_argument("--max-iterations", type=int, default=None, help="default: run.max_iterations")
     rlm.add_argument("--include", action="append", default=[], metavar="GLOB")
     rlm.add_argument("--exclude", action="append", default=[], metavar="GLOB")
-    rlm.add_argument("--runtime", default="runc", help="runc (default) or runsc (gVisor)")
+    rlm.add_argument("--runtime", default=None, help="runc or runsc (gVisor); default: sandbox.runtime")
     rlm.add_argument(
         "--json", action="store_true", help="print one object: answer, status, metadata, trajectory"
     )
@@ -112,16 +144,13 @@ def _read_code(args: argparse.Namespace, stdin: TextIO) -> str:
     return code
 
 
-def _limits(args: argparse.Namespace) -> SandboxLimits:
-    return replace(
-        SandboxLimits(), memory_bytes=parse_size(args.memory), cpus=args.cpus, cell_timeout_s=args.timeout
-    )
-
-
-async def _exec(args: argparse.Namespace, code: str, limits: SandboxLimits) -> CellResult:
-    config = SandboxConfig(image=args.image, runtime=Runtime.parse(args.runtime), limits=limits)
+async def _exec(args: argparse.Namespace, code: str, settings: Settings) -> CellResult:
     async with open_sandbox(
-        args.context, include=args.include, exclude=args.exclude, config=config
+        args.context,
+        include=args.include,
+        exclude=args.exclude,
+        config=settings.sandbox,
+        context_limits=settings.context,
     ) as session:
         return await session.run(code)
 
@@ -142,14 +171,15 @@ def _print_result(result: CellResult, out: TextIO, err: TextIO) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
-        return _guarded(args, lambda: run_main(args, os.environ))
+        return _guarded(args, lambda: run_main(args, load_settings(args.config, os.environ)))
     return _guarded(args, lambda: _exec_main(args))
 
 
 def _exec_main(args: argparse.Namespace) -> int:
     try:
+        settings = with_flags(load_settings(args.config, os.environ), args)
         code = _read_code(args, sys.stdin)
-        result = asyncio.run(_exec(args, code, _limits(args)))
+        result = asyncio.run(_exec(args, code, settings))
     except InvalidInputError as exc:
         if args.json:
             invalid = CellResult(CellStatus.INVALID, error=CellError("InvalidInput", exc.message))

@@ -132,16 +132,21 @@ class RLMConfig:
 
 @dataclass(frozen=True, slots=True)
 class LLMEndpoint:
-    """Where the models are. The key itself is read from the environment by the entry point only."""
+    """Where the models are. The key is read from the environment by the entry point only, never a file."""
 
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
+    base_url: str | None = None  # None: OpenAI's
+    api_key_env: str = "OPENAI_API_KEY"  # the variable the entry point reads the key from
     request_timeout_s: float = 120.0
     max_retries: int = 3
+    name: str = "default"  # the settings file's [endpoints.NAME]
+    models: tuple[str, ...] = ()  # models this endpoint serves; empty: any
+    api_key: str = field(default="", repr=False)  # the resolved key: never shown, logged or put in a file
 
     def __post_init__(self) -> None:
         _check(0 < self.request_timeout_s <= 3600, "request timeout must be in (0, 3600] s")
         _check(0 <= self.max_retries <= 10, "max retries must be between 0 and 10")
+        _check(bool(self.name), "an endpoint needs a name")
+        _check(all(self.models), "a model name must not be empty")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +160,16 @@ class SandboxConfig:
     sandbox_uid: int = 10001
     seccomp_profile: str = DEFAULT_SECCOMP_PROFILE  # made by make setup; no sandbox starts without it
     allow_weak_host: bool = False  # operator override of the host checks; logged loudly on every start
+    docker_url: str | None = None  # the engine's address; None: the local socket unix:///var/run/docker.sock
+    runtimes: tuple[Runtime, ...] = (Runtime.RUNC, Runtime.RUNSC)  # offered to tenants; includes `runtime`
+
+    def __post_init__(self) -> None:
+        _check(bool(self.runtimes), "at least one runtime must be offered")
+        names = ", ".join(str(r) for r in self.runtimes)
+        _check(
+            self.runtime in self.runtimes,
+            f"the default runtime {str(self.runtime)!r} must be among the runtimes offered ({names})",
+        )
 
 
 def _check(ok: bool, message: str) -> None:

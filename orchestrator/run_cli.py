@@ -1,7 +1,8 @@
 """`rlm run`: one RLM run from the command line, with progress as it goes.
 
-The only place besides the entry point that reads the environment: the API key (OPENAI_API_KEY) and
-the endpoint (OPENAI_BASE_URL). The key is handed to the provider and nowhere else.
+It reads no environment: the entry point loads the settings (`load_settings(args.config, os.environ)`:
+the endpoints with their API keys, the sandbox, the limits) and hands them here. `with_flags` puts the
+flags given on the command line over them. The key goes to the provider and nowhere else.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from .config import LLMEndpoint, RLMConfig, Runtime
+from .config import Runtime, parse_size
 from .context.sources import FileSystemContext
 from .errors import InvalidInputError
 from .rlm import (
@@ -30,12 +31,53 @@ from .rlm import (
     SubCallFinished,
 )
 from .rlm.events import Event
+from .settings import Settings
 from .terminal import neutralise
 
 NO_ENDPOINT = (
     "no model endpoint: set OPENAI_API_KEY (and OPENAI_BASE_URL for another OpenAI-compatible server, "
-    "e.g. a local vLLM, Ollama or llama.cpp), or pass --base-url"
+    "e.g. a local vLLM, Ollama or llama.cpp), or pass --base-url, or configure [endpoints.NAME] in a "
+    "settings file (--config)"
 )
+# A flag given on the command line wins over the settings. `rlm run`'s: flag -> RLMConfig field.
+_RUN_FLAGS = {
+    "model": "root_model",
+    "sub_model": "sub_model",
+    "max_depth": "max_depth",
+    "max_iterations": "max_iterations",
+}
+# `rlm exec`'s: flag -> (SandboxLimits field, how the flag's text is read).
+_LIMIT_FLAGS: dict[str, tuple[str, Any]] = {
+    "memory": ("memory_bytes", parse_size),
+    "cpus": ("cpus", float),
+    "timeout": ("cell_timeout_s", float),
+}
+
+
+def with_flags(settings: Settings, args: argparse.Namespace) -> Settings:
+    """The settings with each flag given on the command line put over them (a flag left out, or that
+    this command does not have, leaves the setting as it is). A runtime must be one the settings offer."""
+
+    def given(flag: str) -> Any:
+        return getattr(args, flag, None)
+
+    limits = replace(
+        settings.sandbox.limits,
+        **{name: read(given(f)) for f, (name, read) in _LIMIT_FLAGS.items() if given(f) is not None},
+    )
+    sandbox = replace(settings.sandbox, limits=limits)
+    if given("image") is not None:
+        sandbox = replace(sandbox, image=given("image"))
+    if given("runtime") is not None:
+        runtime = Runtime.parse(given("runtime"))
+        if runtime not in sandbox.runtimes:
+            offered = ", ".join(str(r) for r in sandbox.runtimes)
+            raise InvalidInputError(
+                f"runtime {str(runtime)!r} is not offered here (sandbox.runtimes: {offered})"
+            )
+        sandbox = replace(sandbox, runtime=runtime)
+    run = replace(settings.run, **{name: given(f) for f, name in _RUN_FLAGS.items() if given(f) is not None})
+    return replace(settings, sandbox=sandbox, run=run)
 
 
 class Progress:
@@ -66,24 +108,28 @@ class Progress:
         self._out.flush()
 
 
-def run_main(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    base_url = args.base_url or environ.get("OPENAI_BASE_URL") or None
-    api_key = environ.get("OPENAI_API_KEY", "")
-    if not base_url and not api_key:
+def run_main(args: argparse.Namespace, settings: Settings) -> int:
+    """`rlm run` from its parsed flags and the loaded settings; the exit status."""
+    settings = with_flags(settings, args)  # an unknown runtime or a bad value: refused before anything starts
+    config = settings.run
+    endpoint = settings.endpoint_for(config.root_model)
+    if args.base_url:
+        endpoint = replace(endpoint, base_url=args.base_url)
+    if not endpoint.base_url and not endpoint.api_key:
         raise InvalidInputError(NO_ENDPOINT)
     if not Path(args.context).is_dir():
         raise InvalidInputError(f"context directory does not exist: {args.context}")
     if not args.query.strip():
         raise InvalidInputError("the query must not be empty")
-    Runtime.parse(args.runtime)  # an unknown runtime is bad input, refused before anything starts
-    config = RLMConfig(
-        root_model=args.model,
-        sub_model=args.sub_model,
-        max_depth=args.max_depth,
-        max_iterations=args.max_iterations,
-    )
     context = FileSystemContext(args.context, include=args.include, exclude=args.exclude)
-    agent = RLMAgent(config, endpoint=LLMEndpoint(base_url=base_url), api_key=api_key, runtime=args.runtime)
+    agent = RLMAgent(
+        config,
+        endpoint=endpoint,
+        api_key=endpoint.api_key,
+        sandbox=settings.sandbox,
+        runtime=str(settings.sandbox.runtime),
+        context_limits=settings.context,
+    )
     result = asyncio.run(_run(agent, context, args.query, Progress(sys.stderr, args.stream)))
     if result is None:
         if args.json:

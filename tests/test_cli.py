@@ -70,6 +70,73 @@ def test_engine_down_is_one_line_and_exit_3(tmp_path: Path) -> None:
     _one_line_error(result, 3, "Docker engine is not reachable")
 
 
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[sandbox]\nlimts = 1\n", "unknown setting 'sandbox.limts' in "),
+        ("[sandbox.limits]\ncpus = 'abc'\n", "sandbox.limits.cpus: expected a number, got 'abc'"),
+        ("[sandbox\n", "is not valid TOML"),
+    ],
+)
+def test_bad_config_file_is_one_line_and_exit_2(tmp_path: Path, text: str, needle: str) -> None:
+    """`rlm exec --config bad.toml` (and `rlm run`) exits 2 with one line naming the key and the file."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    for command in (["exec", "--code", "1"], ["run", "--query", "q"]):
+        result = _rlm(command[0], "--context", str(tmp_path), "--config", str(bad), *command[1:])
+        _one_line_error(result, 2, needle)
+        assert str(bad) in result.stderr
+
+
+def test_rlm_config_names_the_file_and_a_missing_one_is_refused(tmp_path: Path) -> None:
+    """With no --config, $RLM_CONFIG is the settings file; a missing one is exit 2 naming it."""
+    missing = tmp_path / "missing.toml"
+    result = _rlm("exec", "--context", str(tmp_path), "--code", "1", env={"RLM_CONFIG": str(missing)})
+    _one_line_error(result, 2, f"settings file {missing} does not exist")
+
+
+def test_runtime_flag_must_be_offered_by_the_settings(tmp_path: Path) -> None:
+    """--runtime must be one of sandbox.runtimes from the settings file, or it is refused in one line."""
+    config = tmp_path / "rlm.toml"
+    config.write_text("[sandbox]\nruntimes = ['runc']\n")
+    result = _rlm(
+        "exec", "--context", str(tmp_path), "--config", str(config), "--runtime", "runsc", "--code", "1"
+    )
+    _one_line_error(result, 2, "not offered here")
+
+
+def test_rlm_run_takes_its_endpoint_from_the_settings_file(tmp_path: Path) -> None:
+    """An endpoint's base_url in the file is an endpoint: `rlm run` goes past the "no endpoint" check."""
+    config = tmp_path / "rlm.toml"
+    config.write_text("[endpoints.default]\nbase_url = 'http://127.0.0.1:9/v1'\n")
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RLM_CONFIG")
+    }
+    result = subprocess.run(
+        [*RLM, "run", "--context", str(tmp_path), "--query", " ", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "the query must not be empty" in result.stderr, result.stderr
+
+
+@pytest.mark.docker
+def test_exec_uses_the_settings_file_and_flags_win(
+    docker_client: docker.DockerClient, context_dir: Path, tmp_path: Path
+) -> None:
+    """The file's cell timeout applies to `rlm exec`; --timeout given on the command line wins over it."""
+    config = tmp_path / "rlm.toml"
+    config.write_text("[sandbox.limits]\ncell_timeout_s = 1\n")
+    code = "import time; time.sleep(3); print('slept')"
+    args = ["exec", "--context", str(context_dir), "--config", str(config), "--json", "--code", code]
+    from_file = _rlm(*args)
+    assert from_file.returncode == 1 and json.loads(from_file.stdout)["status"] == "timeout", from_file
+    flagged = _rlm(*args, "--timeout", "30")
+    assert flagged.returncode == 0 and json.loads(flagged.stdout)["stdout"] == "slept\n", flagged
+
+
 @pytest.mark.docker
 def test_exec_json_reports_every_field(docker_client: docker.DockerClient, context_dir: Path) -> None:
     """--json prints one object with status, output, error, final and duration; exit 0 when ok."""

@@ -1,0 +1,376 @@
+"""One settings tree for the whole platform, loaded once by an entry point.
+
+    settings = load_settings(args.config, os.environ)  # built-in defaults, then the file, then the env
+    open_sandbox(dir, config=settings.sandbox, context_limits=settings.context)
+
+The file is TOML; its tables mirror the tree (`[sandbox]`, `[sandbox.limits]`, `[context]`, `[run]`,
+`[run.prices]`, `[endpoints.NAME]`, `[storage]`, `[server]`) and docs/config.example.toml lists every
+key with its default. The loader walks the dataclasses' fields and type hints, so a field added to a
+settings dataclass is a key of the file with nothing more to write. Every value is checked when
+loaded; every refusal is a ConfigError naming the dotted key and the file.
+
+Only `load_settings` reads the environment, and only from the mapping it is given (the entry points
+pass os.environ): the variables in `ENVIRONMENT`, and each endpoint's `api_key_env`. Library code takes
+the parts of the tree it needs and reads no environment of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .config import ContextLimits, LLMEndpoint, RLMConfig, SandboxConfig, parse_size
+from .errors import ConfigError, InvalidInputError
+
+DEFAULT_ENDPOINT = "default"
+DEFAULT_DATA_DIR = "~/.local/share/rlm"
+DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
+_DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
+
+# Every environment variable load_settings reads, and what it sets. The environment wins over the file.
+ENVIRONMENT: Mapping[str, str] = {
+    "RLM_CONFIG": "the settings file, when no path (--config) is given",
+    "OPENAI_BASE_URL": "endpoints.default.base_url",
+    "DOCKER_HOST": "sandbox.docker_url",
+    "OPENAI_API_KEY": "the API key of each endpoint whose api_key_env names it (the default); "
+    "an endpoint with another api_key_env reads that variable instead",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    """Where the platform keeps what outlives a process."""
+
+    data_dir: str = DEFAULT_DATA_DIR  # a leading ~ is expanded at load
+    database_url: str = field(default="", repr=False)  # "": SQLite in data_dir; a URL may hold a password
+
+    def __post_init__(self) -> None:
+        _check(
+            os.path.isabs(self.data_dir) or self.data_dir.startswith("~"),
+            f"data_dir must be an absolute path (or start with ~), got {self.data_dir!r}",
+        )
+        scheme = self.database_url.partition(":")[0].lower()
+        _check(
+            not self.database_url or scheme in _DATABASE_SCHEMES,
+            f"database_url must be empty (SQLite in data_dir) or a {'/'.join(_DATABASE_SCHEMES)} URL",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """The gRPC service of `rlm serve`."""
+
+    listen: str = "127.0.0.1:50051"  # host:port, or unix:PATH
+    metrics_listen: str = ""  # host:port of the Prometheus endpoint; "": none
+    max_message_bytes: int = 16 * 1024**2  # largest gRPC message received or sent
+    drain_grace_s: float = 30.0  # on shutdown, how long running calls may take to finish
+    session_idle_s: float = 600.0  # a session unused this long is closed
+
+    def __post_init__(self) -> None:
+        _check(_is_address(self.listen), f"listen must be host:port or unix:PATH, got {self.listen!r}")
+        _check(
+            not self.metrics_listen or _is_address(self.metrics_listen),
+            f"metrics_listen must be empty (off), host:port or unix:PATH, got {self.metrics_listen!r}",
+        )
+        _check(
+            64 * 1024 <= self.max_message_bytes < 2**31,
+            "max_message_bytes must be at least 64k and below 2g (gRPC's limit)",
+        )
+        _check(0 <= self.drain_grace_s <= 3600, "drain grace must be in [0, 3600] s")
+        _check(0 < self.session_idle_s <= 7 * 86400, "session idle time must be in (0, 604800] s")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The whole configuration: each part goes to the constructor that takes it."""
+
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    context: ContextLimits = field(default_factory=ContextLimits)
+    run: RLMConfig = field(default_factory=RLMConfig)
+    endpoints: tuple[LLMEndpoint, ...] = (LLMEndpoint(),)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+
+    def __post_init__(self) -> None:
+        _check(bool(self.endpoints), "at least one endpoint is needed")
+        names = [e.name for e in self.endpoints]
+        _check(len(set(names)) == len(names), f"endpoint names must be unique, got {names}")
+
+    def endpoint_for(self, model: str) -> LLMEndpoint:
+        """The first endpoint listing `model`, else the one named "default", else the first."""
+        for endpoint in self.endpoints:
+            if model in endpoint.models:
+                return endpoint
+        for endpoint in self.endpoints:
+            if endpoint.name == DEFAULT_ENDPOINT:
+                return endpoint
+        return self.endpoints[0]
+
+
+def load_settings(path: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Settings:
+    """Built-in defaults, then the TOML file (`path`, else $RLM_CONFIG, else none), then the environment.
+
+    Raises ConfigError for a missing or unreadable file, bad TOML, an unknown key or a bad value.
+    """
+    if path is not None:
+        file: str | None = os.fspath(path)
+        if not file:
+            raise ConfigError("the settings file path is empty")
+    else:
+        file = environ.get("RLM_CONFIG") or None
+    table = _read_toml(file) if file is not None else {}
+    settings = _build(Settings, table, "", file)
+    return _apply_environment(settings, environ)
+
+
+def file_key(cls: type, name: str) -> str | None:
+    """The key a dataclass field has in the settings file; None when a file may not set it."""
+    if (cls, name) in _NOT_IN_FILE:
+        return None
+    return _FILE_KEYS.get((cls, name), name)
+
+
+def not_in_file(cls: type, name: str) -> str | None:
+    """Why a file may not set this field (None: it may)."""
+    return _NOT_IN_FILE.get((cls, name))
+
+
+# --- reading the file -----------------------------------------------------------------------------------
+
+
+def _read_toml(file: str) -> dict[str, Any]:
+    try:
+        with open(file, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"settings file {file} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read settings file {file}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"settings file {file} is not UTF-8 (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"settings file {file} is not valid TOML: {exc}") from None
+
+
+def _build(
+    cls: type[Any],
+    table: Mapping[str, Any],
+    prefix: str,
+    file: str | None,
+    fixed: Mapping[str, Any] | None = None,
+) -> Any:
+    """One dataclass from its TOML table: every key known, every value read by its field's type hint."""
+    hints = _hints(cls)
+    by_key = {
+        key: f for f in dataclasses.fields(cls) if (key := file_key(cls, f.name)) is not None and f.init
+    }
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        dotted = prefix + key
+        if key not in by_key:
+            reason = not_in_file(cls, key)
+            if reason is not None:
+                raise ConfigError(f"{dotted} cannot be set in a settings file: {reason}{_in(file)}")
+            known = ", ".join(by_key)
+            raise ConfigError(f"unknown setting {dotted!r} in {file} (known: {known})")
+        name = by_key[key].name
+        special = _SPECIAL.get((cls, name))
+        if special is not None:
+            values[name] = special(value, dotted, file)
+        else:
+            values[name] = _read(hints[name], value, dotted, file, name)
+    values.update(fixed or {})
+    try:
+        return cls(**values)
+    except ConfigError:
+        raise
+    except InvalidInputError as exc:
+        where = prefix.rstrip(".") or "settings"
+        raise ConfigError(f"{where}: {exc.message}{_in(file)}") from None
+
+
+def _read(hint: Any, value: Any, dotted: str, file: str | None, name: str) -> Any:
+    """A TOML value as the field's type, or a ConfigError saying what was expected."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) != 1 or len(args) != 2:
+            raise TypeError(f"{dotted}: no reader for {hint!r}")
+        if value == "":  # TOML has no null: an empty string means "not set"
+            return None
+        return _read(inner[0], value, dotted, file, name)
+    if origin is tuple:
+        if len(args) != 2 or args[1] is not Ellipsis:
+            raise TypeError(f"{dotted}: no reader for {hint!r}")
+        if not isinstance(value, list):
+            raise _expected("an array", value, dotted, file)
+        return tuple(_read(args[0], item, f"{dotted}[{i}]", file, name) for i, item in enumerate(value))
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        if not isinstance(value, dict):
+            raise _expected("a table", value, dotted, file)
+        return _build(hint, value, dotted + ".", file)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise _expected("true or false", value, dotted, file)
+        return value
+    if hint is int and name.endswith("_bytes"):
+        return _read_size(value, dotted, file)
+    if hint is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _expected("an integer", value, dotted, file)
+        return value
+    if hint is float:
+        return _read_number(value, dotted, file)
+    if hint is str:
+        if not isinstance(value, str):
+            raise _expected("a string", value, dotted, file)
+        return value
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        if not isinstance(value, str):
+            raise _expected("a string", value, dotted, file)
+        parse = getattr(hint, "parse", hint)
+        try:
+            return parse(value)
+        except InvalidInputError as exc:
+            raise ConfigError(f"{dotted}: {exc.message}{_in(file)}") from None
+        except ValueError:
+            choices = ", ".join(str(m.value) for m in hint)
+            raise ConfigError(f"{dotted}: expected one of {choices}, got {value!r}{_in(file)}") from None
+    raise TypeError(f"{dotted}: no reader for {hint!r}")
+
+
+def _read_size(value: Any, dotted: str, file: str | None) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value  # a byte count; the dataclass says which counts it takes (some allow 0)
+    if not isinstance(value, str):
+        raise _expected("a size (512m, 1g) or a byte count", value, dotted, file)
+    try:
+        return parse_size(value)
+    except InvalidInputError as exc:
+        raise ConfigError(f"{dotted}: {exc.message}{_in(file)}") from None
+
+
+def _read_number(value: Any, dotted: str, file: str | None) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise _expected("a number", value, dotted, file)
+    if not math.isfinite(value):
+        raise _expected("a finite number", value, dotted, file)
+    return float(value)
+
+
+def _read_prices(value: Any, dotted: str, file: str | None) -> tuple[tuple[str, float, float], ...]:
+    """`[run.prices]`: "model" = [input USD per 1M tokens, output USD per 1M tokens]."""
+    if not isinstance(value, dict):
+        raise _expected("a table of model = [input, output]", value, dotted, file)
+    prices = []
+    for model, pair in value.items():
+        key = f"{dotted}.{model}"
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise _expected("[input_usd_per_mtok, output_usd_per_mtok]", pair, key, file)
+        usd_in, usd_out = (_read_number(p, key, file) for p in pair)
+        if usd_in < 0 or usd_out < 0:
+            raise ConfigError(f"{key}: a price must not be negative, got {pair!r}{_in(file)}")
+        prices.append((model, usd_in, usd_out))
+    return tuple(prices)
+
+
+def _read_endpoints(value: Any, dotted: str, file: str | None) -> tuple[LLMEndpoint, ...]:
+    """`[endpoints.NAME]` tables, in the file's order; none: the one named "default"."""
+    if not isinstance(value, dict):
+        raise _expected("tables [endpoints.NAME]", value, dotted, file)
+    endpoints = []
+    for name, table in value.items():
+        key = f"{dotted}.{name}"
+        if not isinstance(table, dict):
+            raise _expected("a table", table, key, file)
+        endpoints.append(_build(LLMEndpoint, table, key + ".", file, fixed={"name": name}))
+    return tuple(endpoints) or (LLMEndpoint(),)
+
+
+# Fields whose key in the file differs from the field's name, read by a reader of their own, or never
+# taken from a file.
+_FILE_KEYS: dict[tuple[type, str], str] = {(RLMConfig, "prices_per_mtok"): "prices"}
+_SPECIAL: dict[tuple[type, str], Callable[[Any, str, str | None], Any]] = {
+    (RLMConfig, "prices_per_mtok"): _read_prices,
+    (Settings, "endpoints"): _read_endpoints,
+}
+_NOT_IN_FILE: dict[tuple[type, str], str] = {
+    (LLMEndpoint, "name"): "it is the table's own name, [endpoints.NAME]",
+    (LLMEndpoint, "api_key"): "an API key is read from the variable named by api_key_env, never from a file",
+}
+
+
+# --- the environment ------------------------------------------------------------------------------------
+
+
+def _apply_environment(settings: Settings, environ: Mapping[str, str]) -> Settings:
+    sandbox = settings.sandbox
+    if docker_host := environ.get("DOCKER_HOST", ""):
+        sandbox = replace(sandbox, docker_url=docker_host)
+    base_url = environ.get("OPENAI_BASE_URL", "")
+    endpoints = []
+    for endpoint in settings.endpoints:
+        changes: dict[str, Any] = {"api_key": environ.get(endpoint.api_key_env, "")}
+        if base_url and endpoint.name == DEFAULT_ENDPOINT:
+            changes["base_url"] = base_url
+        endpoints.append(replace(endpoint, **changes))
+    storage = replace(settings.storage, data_dir=_expand_user(settings.storage.data_dir, environ))
+    return replace(settings, sandbox=sandbox, endpoints=tuple(endpoints), storage=storage)
+
+
+def _expand_user(path: str, environ: Mapping[str, str]) -> str:
+    """A leading ~ (or ~user) expanded, with HOME taken from `environ` rather than the process."""
+    if path == "~" or path.startswith("~/"):
+        home = environ.get("HOME")
+        if not home:
+            import pwd
+
+            home = pwd.getpwuid(os.getuid()).pw_dir
+        rest = path[2:]
+        return os.path.join(home, rest) if rest else home
+    if path.startswith("~"):
+        return os.path.expanduser(path)  # ~user: from the password database, not the environment
+    return path
+
+
+# --- helpers --------------------------------------------------------------------------------------------
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _in(file: str | None) -> str:
+    return f" (in {file})" if file else ""
+
+
+def _expected(what: str, value: Any, dotted: str, file: str | None) -> ConfigError:
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return ConfigError(f"{dotted}: expected {what}, got {shown}{_in(file)}")
+
+
+def _is_address(text: str) -> bool:
+    if text.startswith("unix:"):
+        return len(text) > len("unix:")
+    host, sep, port = text.rpartition(":")
+    return bool(sep and host and port.isdigit() and 1 <= int(port) <= 65535)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise InvalidInputError(message)
