@@ -1,4 +1,9 @@
-"""The RLM engine end to end: a scripted OpenAI-compatible server, the real openai client, real sandboxes."""
+"""The RLM engine end to end: a scripted OpenAI-compatible server and the real openai client.
+
+Tests of the engine's logic run on the process backend (the real runtime as a local process, no
+isolation); what is about isolation (a nested sandbox under runc and runsc, the key never reaching a
+sandbox, a sandbox killed at its limit) runs in real Docker sandboxes.
+"""
 
 from __future__ import annotations
 
@@ -24,15 +29,22 @@ from orchestrator.rlm import (
 from orchestrator.rlm.prompts import FORCE_FINAL
 
 from .fake_llm import FakeLLM, Reply, Script, Seen, repl
+from .fakes.process_backend import ProcessBackend
 
-pytestmark = pytest.mark.docker
 KEY = "sk-test-DO-NOT-LEAK-4242"
 
 
-def _agent(fake: FakeLLM, **config: Any) -> RLMAgent:
+def _agent(
+    fake: FakeLLM, *, docker: bool = False, limits: SandboxLimits | None = None, **config: Any
+) -> RLMAgent:
+    """An agent on the fake endpoint: on the process backend, or with docker=True in real sandboxes.
+
+    The agent owns (and closes) its orchestrator either way."""
     runtime = config.pop("runtime", "runc")
     cfg = RLMConfig(root_model="root-m", sub_model="sub-m", **config)
-    return RLMAgent(cfg, endpoint=LLMEndpoint(base_url=fake.url, max_retries=2), api_key=KEY, runtime=runtime)
+    endpoint = LLMEndpoint(base_url=fake.url, max_retries=2, api_key=KEY)
+    backend = None if docker else ProcessBackend()
+    return RLMAgent(cfg, endpoint=endpoint, runtime=runtime, limits=limits, backend=backend)
 
 
 def _is_root(seen: Seen) -> bool:
@@ -63,7 +75,7 @@ async def _run(
     return result, fake
 
 
-async def test_iterations_feed_output_back(docker_client: docker.DockerClient, context_dir: Path) -> None:
+async def test_iterations_feed_output_back(context_dir: Path) -> None:
     """Each cell's output is the next user message; the run ends when code calls FINAL."""
     script = _by_turn(
         [
@@ -92,17 +104,13 @@ async def test_iterations_feed_output_back(docker_client: docker.DockerClient, c
         ("I know it.\nFINAL(by prose)\n", "by prose"),
     ],
 )
-async def test_every_way_of_ending(
-    docker_client: docker.DockerClient, context_dir: Path, reply: str, answer: str
-) -> None:
+async def test_every_way_of_ending(context_dir: Path, reply: str, answer: str) -> None:
     """The answer dict, FINAL, FINAL_VAR (in code and in prose) and FINAL(...) in the reply all end a run."""
     result, _ = await _run(_by_turn([reply]), context_dir)
     assert (result.status, result.answer) == ("completed", answer)
 
 
-async def test_traceback_is_fed_back_and_the_run_recovers(
-    docker_client: docker.DockerClient, context_dir: Path
-) -> None:
+async def test_traceback_is_fed_back_and_the_run_recovers(context_dir: Path) -> None:
     """An exception's traceback goes back to the model, and the loop goes on."""
     result, fake = await _run(_by_turn([repl("x = 1 / 0"), repl("FINAL('recovered')")]), context_dir)
     assert result.answer == "recovered"
@@ -110,9 +118,7 @@ async def test_traceback_is_fed_back_and_the_run_recovers(
     assert result.trajectory.iterations[0].cells[0].status == "error"
 
 
-async def test_batched_subcalls_run_concurrently_in_order(
-    docker_client: docker.DockerClient, context_dir: Path
-) -> None:
+async def test_batched_subcalls_run_concurrently_in_order(context_dir: Path) -> None:
     """llm_query_batched overlaps its requests at the server and returns answers in prompt order."""
 
     def script(seen: Seen, index: int) -> Reply | str:
@@ -137,16 +143,14 @@ async def test_rlm_query_at_depth_2_opens_a_nested_sandbox(
             return repl("import os\nFINAL(read_file('hello.txt').strip() + ' ' + os.uname().nodename)")
         return repl("FINAL(rlm_query('child task'))")
 
-    result, _ = await _run(script, context_dir, max_depth=2, runtime=runtime)
+    result, _ = await _run(script, context_dir, max_depth=2, runtime=runtime, docker=True)
     assert result.status == "completed" and result.answer == "hello from the context sandbox"
     assert result.metadata.actual_depth == 1 and result.metadata.sandbox_starts == 2
     assert [s.kind for s in result.trajectory.subcalls] == ["rlm"]
     assert result.trajectory.children[0].answer == result.answer
 
 
-async def test_code_cannot_raise_its_depth_or_budget(
-    docker_client: docker.DockerClient, context_dir: Path
-) -> None:
+async def test_code_cannot_raise_its_depth_or_budget(context_dir: Path) -> None:
     """At max depth rlm_query is a plain completion; past the sub-call limit calls fail; models are fixed."""
     code = """
 out = [rlm_query('deeper please')]
@@ -168,16 +172,14 @@ FINAL(' | '.join(out))
     assert result.metadata.sandbox_starts == 1
 
 
-async def test_429_then_success_is_retried(docker_client: docker.DockerClient, context_dir: Path) -> None:
+async def test_429_then_success_is_retried(context_dir: Path) -> None:
     """A rate-limited request is retried (honouring Retry-After) and the run completes."""
     script = _by_turn([Reply(status=429, headers={"retry-after": "0"}), repl("FINAL('after retry')")])
     result, fake = await _run(script, context_dir)
     assert result.answer == "after retry" and len(fake.requests) == 2
 
 
-async def test_persistent_500_ends_the_run_and_keeps_the_trajectory(
-    docker_client: docker.DockerClient, context_dir: Path
-) -> None:
+async def test_persistent_500_ends_the_run_and_keeps_the_trajectory(context_dir: Path) -> None:
     """When retries run out the run ends with llm_error, its message, and what it did so far."""
 
     def script(seen: Seen, index: int) -> Reply | str:
@@ -190,9 +192,7 @@ async def test_persistent_500_ends_the_run_and_keeps_the_trajectory(
     assert len(fake.requests) == 1 + 3  # the first turn, then one try and two retries
 
 
-async def test_no_final_ends_at_the_limit_with_a_forced_answer(
-    docker_client: docker.DockerClient, context_dir: Path
-) -> None:
+async def test_no_final_ends_at_the_limit_with_a_forced_answer(context_dir: Path) -> None:
     """A model that never ends is asked once for its answer at the iteration limit."""
 
     def script(seen: Seen, index: int) -> Reply | str:
@@ -221,7 +221,7 @@ for p in glob.glob('/proc/[0-9]*/environ'):
 print('\\n'.join(seen))
 """
     script = _by_turn([Reply(status=500), repl(code), repl("FINAL('done')")])
-    result, fake = await _run(script, context_dir)
+    result, fake = await _run(script, context_dir, docker=True)
     assert result.answer == "done"
     assert fake.requests[0].headers.get("authorization") == f"Bearer {KEY}"
     assert KEY not in json.dumps(result.to_json())
@@ -229,9 +229,7 @@ print('\\n'.join(seen))
     assert "RLM_SOCKET" in result.trajectory.iterations[0].cells[0].stdout  # the probe did read environ
 
 
-async def test_in_memory_context_and_trajectory_round_trip(
-    docker_client: docker.DockerClient, tmp_path: Path
-) -> None:
+async def test_in_memory_context_and_trajectory_round_trip(tmp_path: Path) -> None:
     """A str context is the value itself in the REPL; the trajectory is written and read back whole."""
     result, fake = await _run(_by_turn([repl("FINAL(context.upper())")]), "some long text")
     assert result.answer == "SOME LONG TEXT"
@@ -241,7 +239,7 @@ async def test_in_memory_context_and_trajectory_round_trip(
     assert Trajectory.read(path) == result.trajectory
 
 
-async def test_stream_yields_typed_events(docker_client: docker.DockerClient, context_dir: Path) -> None:
+async def test_stream_yields_typed_events(context_dir: Path) -> None:
     """run_stream gives iteration, model text, code, cell, sub-call events and ends with the answer."""
     script = _by_turn([repl("FINAL(llm_query('hi'))", prose="Let me ask a sub-model about this.")])
     with FakeLLM(script) as fake:
@@ -256,16 +254,14 @@ async def test_stream_yields_typed_events(docker_client: docker.DockerClient, co
     assert streamed.startswith("Let me ask a sub-model")
 
 
-def test_run_sync_for_scripts(docker_client: docker.DockerClient, context_dir: Path) -> None:
+def test_run_sync_for_scripts(context_dir: Path) -> None:
     """run_sync runs a whole RLM from plain synchronous code."""
     with FakeLLM(_by_turn([repl("FINAL(sorted(list_files())[0])")])) as fake:
         result = _agent(fake).run_sync(context=context_dir, query="first file?")
     assert result.answer == "hello.txt"
 
 
-async def test_subcall_time_does_not_count_against_the_cell(
-    docker_client: docker.DockerClient, context_dir: Path
-) -> None:
+async def test_subcall_time_does_not_count_against_the_cell(context_dir: Path) -> None:
     """A cell waiting on a slow sub-call is not timed out: the host's time on the answer stops its clock."""
 
     def script(seen: Seen, index: int) -> Reply | str:
@@ -279,13 +275,14 @@ async def test_subcall_time_does_not_count_against_the_cell(
             endpoint=LLMEndpoint(base_url=fake.url),
             api_key=KEY,
             limits=SandboxLimits(cell_timeout_s=1.5),
+            backend=ProcessBackend(),
         )
         result = await agent.run(context=context_dir, query="q")
         await agent.aclose()
     assert (result.status, result.answer) == ("completed", "slow answer")
 
 
-async def test_nested_batches_cannot_deadlock(docker_client: docker.DockerClient, context_dir: Path) -> None:
+async def test_nested_batches_cannot_deadlock(context_dir: Path) -> None:
     """Batched child RLMs whose children batch too finish, even past the per-run concurrency bound."""
 
     def script(seen: Seen, index: int) -> Reply | str:
@@ -321,9 +318,7 @@ async def test_a_dead_sandbox_is_replaced_and_the_model_told(
     assert result.trajectory.iterations[0].cells[0].status == "timeout"
 
 
-async def test_hitting_the_subcall_limit_ends_the_run(
-    docker_client: docker.DockerClient, context_dir: Path
-) -> None:
+async def test_hitting_the_subcall_limit_ends_the_run(context_dir: Path) -> None:
     """Past the sub-call limit the code gets LimitExceededError, and the run ends with max_subcalls."""
     code = "try:\n    llm_query('a'); llm_query('b')\nexcept LimitExceededError:\n    print('limited')"
     result, _ = await _run(_by_turn([repl(code), repl("FINAL('never')")]), context_dir, max_subcalls=1)
@@ -332,7 +327,7 @@ async def test_hitting_the_subcall_limit_ends_the_run(
     assert result.trajectory.iterations[0].cells[0].stdout == "limited\n"
 
 
-async def test_recursive_llm_query_option(docker_client: docker.DockerClient, context_dir: Path) -> None:
+async def test_recursive_llm_query_option(context_dir: Path) -> None:
     """With recursive_llm_query, llm_query itself starts a child RLM (AStack's style) while depth allows."""
 
     def script(seen: Seen, index: int) -> Reply | str:

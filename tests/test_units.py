@@ -44,7 +44,9 @@ def _spec(**overrides: object) -> SandboxSpec:
 
 
 def _kwargs(spec: SandboxSpec) -> dict[str, object]:
-    return container_kwargs(spec, socket_dir="/sock", seccomp='{"defaultAction": "SCMP_ACT_ERRNO"}', uid=10001)
+    return container_kwargs(
+        spec, socket_dir="/sock", seccomp='{"defaultAction": "SCMP_ACT_ERRNO"}', uid=10001
+    )
 
 
 def test_container_arguments_are_the_hardened_set() -> None:

@@ -24,6 +24,7 @@ from ..config import ContextLimits, LLMEndpoint, RLMConfig, SandboxConfig, Sandb
 from ..context.sources import ContextInput
 from ..core import Orchestrator
 from ..llm.types import LLMProvider
+from ..sandbox.backend import SandboxBackend
 from ..settings import Settings
 from .events import Event
 from .result import RLMResult
@@ -44,6 +45,7 @@ class RLMAgent:
         limits: SandboxLimits | None = None,
         context_limits: ContextLimits | None = None,
         orchestrator: Orchestrator | None = None,
+        backend: SandboxBackend | None = None,
     ) -> None:
         self.config = config or RLMConfig()
         endpoint = endpoint or LLMEndpoint()
@@ -61,6 +63,7 @@ class RLMAgent:
         self._context_limits = context_limits
         self._orchestrator = orchestrator
         self._owns_orchestrator = orchestrator is None
+        self._backend = backend  # for the agent's own orchestrator; default: Docker, from `sandbox`
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> RLMAgent:
@@ -75,7 +78,7 @@ class RLMAgent:
 
     def _orch(self) -> Orchestrator:
         if self._orchestrator is None:
-            self._orchestrator = Orchestrator(self._settings, provider=self._provider)
+            self._orchestrator = Orchestrator(self._settings, provider=self._provider, backend=self._backend)
         return self._orchestrator
 
     async def __aenter__(self) -> RLMAgent:
