@@ -13,15 +13,18 @@ What it does keep from a real backend, so that tests of the logic above it mean 
 
 - the same runtime (`sys.executable -m rlm_sandbox`) over the same gRPC Unix socket, with the token;
 - an environment built from nothing: RLM_SOCKET, RLM_TOKEN, RLM_CONTEXT_ROOT (the context directory in
-  place of the /context mount) and PYTHONPATH (where `rlm_sandbox` and `rlm_proto` live); nothing of the
-  test process's own environment reaches it;
+  place of the /context mount), PYTHONPATH (where `rlm_sandbox` and `rlm_proto` live) and
+  PYTHONDONTWRITEBYTECODE; nothing of the test process's own environment reaches it;
 - a process group of its own (start_new_session), so kill and remove kill everything it spawned in that
   group (code that calls setsid() itself escapes it: there is no isolation);
 - a private working directory, and its stdout and stderr in a log file that logs_tail reads;
 - a state directory holding one small JSON file per sandbox (handle, sandbox_id, owner, tenant, pid), so
   that list_managed works across backend instances, and processes, sharing it, as Docker's labels do; a
   sandbox stays listed, running or exited, until it is removed;
-- exit codes as Docker reports them: a process killed by a signal exits with 128 + the signal.
+- exit codes as Docker reports them: a process killed by a signal exits with 128 + the signal (only the
+  instance that started a sandbox knows its code; another instance sees it end, with exit_code None);
+- a channel per sandbox: a private 0700 directory in the temp dir (short socket paths), named after the
+  state dir, so that instances sharing a state dir also share, and sweep, their stale channels.
 
 Construct it as `ProcessBackend()` (state in a fixed directory under the temp dir, shared by every
 default instance of this user, as one Docker engine is) or `ProcessBackend(state_dir=tmp_path)`.
