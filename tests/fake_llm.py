@@ -3,6 +3,16 @@
 A script is a function from the request (its JSON body and its index) to a Reply: the text to answer,
 an HTTP status to fail with, and an optional delay (the server's own latency, not test sync). The
 server records every request, and the most requests it ever served at once.
+
+Faults to script: `Reply(text, cut_after_chars=N)` breaks the connection after N characters of the
+reply (a stream stops without [DONE], a plain reply mid-body: the client sees a broken connection);
+`Reply(body=..., content_type=...)` answers that raw body instead of a chat completion (an HTML page
+from a proxy); `FakeLLM(script, reject_stream_options=True)` answers 400 to any request that carries
+`stream_options`, as some OpenAI-compatible servers do, without asking the script.
+
+Streams are sent chunked, as real servers send them, and carry a usage chunk only when the request
+asked for one (`stream_options.include_usage`). Usage follows `usage_for`: 10 prompt tokens, a
+completion token per 4 characters of the reply (at least 1).
 """
 
 from __future__ import annotations
@@ -15,6 +25,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+PIECE_CHARS = 7  # a streamed reply comes in pieces of this many characters
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -22,6 +34,19 @@ class Reply:
     status: int = 200
     delay_s: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    cut_after_chars: int | None = None  # break the connection after this many characters of `text`
+    body: str | bytes | None = None  # answer this raw body (with `status`) instead of a completion
+    content_type: str = "text/plain"  # the raw body's content type
+
+
+def usage_for(text: str) -> dict[str, int]:
+    """The usage the server reports for a reply (the in-process fake counts the same way)."""
+    return {"prompt_tokens": 10, "completion_tokens": max(1, len(text) // 4), "total_tokens": 0}
+
+
+def pieces(text: str) -> list[str]:
+    """The pieces a reply streams in."""
+    return [text[i : i + PIECE_CHARS] for i in range(0, len(text), PIECE_CHARS)] or [""]
 
 
 @dataclass
@@ -50,11 +75,14 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeLLM:
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, *, reject_stream_options: bool = False) -> None:
         self.script = script
-        self.requests: list[Seen] = []
+        self.reject_stream_options = reject_stream_options
+        self.requests: list[Seen] = []  # every request, the rejected ones included
+        self.rejected = 0  # requests refused for carrying stream_options
         self.max_in_flight = 0
         self._in_flight = 0
+        self._scripted = 0  # requests given to the script: its index
         self._lock = threading.Lock()
         fake = self
 
@@ -66,12 +94,20 @@ class FakeLLM:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 seen = Seen(body, {k.lower(): v for k, v in self.headers.items()}, time.monotonic())
+                refuse = fake.reject_stream_options and "stream_options" in body
                 with fake._lock:
-                    index = len(fake.requests)
+                    index = fake._scripted
                     fake.requests.append(seen)
                     fake._in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake._in_flight)
+                    if refuse:
+                        fake.rejected += 1
+                    else:
+                        fake._scripted += 1
                 try:
+                    if refuse:
+                        self._error(400, "Unrecognized request argument supplied: stream_options", {})
+                        return
                     reply = fake.script(seen, index)
                     reply = Reply(reply) if isinstance(reply, str) else reply
                     if reply.delay_s:
@@ -82,39 +118,59 @@ class FakeLLM:
                     with fake._lock:
                         fake._in_flight -= 1
 
+            def _error(self, status: int, message: str, headers: dict[str, str]) -> None:
+                payload = json.dumps({"error": {"message": message, "type": "test"}}).encode()
+                self._send(status, payload, "application/json", headers)
+
+            def _send(self, status: int, payload: bytes, content_type: str, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("content-type", content_type)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def _chunk(self, data: bytes) -> None:
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
             def _answer(self, body: dict[str, Any], reply: Reply) -> None:
-                if reply.status != 200:
-                    payload = json.dumps(
-                        {"error": {"message": f"scripted {reply.status}", "type": "test"}}
-                    ).encode()
-                    self.send_response(reply.status)
-                    for key, value in reply.headers.items():
-                        self.send_header(key, value)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
+                if reply.body is not None:
+                    raw = reply.body.encode() if isinstance(reply.body, str) else reply.body
+                    self._send(reply.status, raw, reply.content_type, reply.headers)
                     return
-                usage = {
-                    "prompt_tokens": 10,
-                    "completion_tokens": max(1, len(reply.text) // 4),
-                    "total_tokens": 0,
-                }
+                if reply.status != 200:
+                    self._error(reply.status, f"scripted {reply.status}", reply.headers)
+                    return
+                usage = usage_for(reply.text)
                 base = {"id": "cmpl-test", "created": 0, "model": body.get("model", "m")}
                 if body.get("stream"):
                     self.send_response(200)
                     self.send_header("content-type", "text/event-stream")
+                    self.send_header("transfer-encoding", "chunked")
                     self.end_headers()
-                    pieces = [reply.text[i : i + 7] for i in range(0, len(reply.text), 7)] or [""]
-                    for piece in pieces:
+                    cut = reply.cut_after_chars
+                    sent = 0
+                    for piece in pieces(reply.text):
+                        if cut is not None:
+                            piece = piece[: max(0, cut - sent)]
+                            if not piece:
+                                break
+                        sent += len(piece)
                         chunk = {
                             **base,
                             "object": "chat.completion.chunk",
                             "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
                         }
-                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                    final = {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
-                    self.wfile.write(f"data: {json.dumps(final)}\n\ndata: [DONE]\n\n".encode())
+                        self._chunk(f"data: {json.dumps(chunk)}\n\n".encode())
+                    if cut is not None:  # no [DONE], no last chunk: the connection just closes
+                        self.wfile.flush()
+                        return
+                    if (body.get("stream_options") or {}).get("include_usage"):
+                        final = {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
+                        self._chunk(f"data: {json.dumps(final)}\n\n".encode())
+                    self._chunk(b"data: [DONE]\n\n")
+                    self._chunk(b"")
                     return
                 payload = json.dumps(
                     {
@@ -130,15 +186,22 @@ class FakeLLM:
                         ],
                     }
                 ).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                if reply.cut_after_chars is not None:  # the promised length, then half of it
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload[: len(payload) // 2])
+                    self.wfile.flush()
+                    return
+                self._send(200, payload, "application/json", {})
 
         self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # serve_forever polls for shutdown: at its default 0.5 s, every test would wait that long to stop it.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     @property
     def url(self) -> str:

@@ -1,4 +1,5 @@
-"""Pure parts of the RLM engine: retries, the run budget, feedback to the model, error translation."""
+"""Pure parts of the RLM engine: retries, a retried stream's relay, the run budget, feedback to the model,
+error translation."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from orchestrator.config import RLMConfig
 from orchestrator.errors import InvalidInputError, LLMError, RunLimitError
+from orchestrator.llm.calls import TextRelay, complete_with_retries
 from orchestrator.llm.openai_provider import _translate
 from orchestrator.llm.retry import RetryPolicy, is_retryable_status
 from orchestrator.llm.types import Usage
@@ -59,6 +61,139 @@ def test_every_openai_error_becomes_an_llm_error() -> None:
         translated = _translate(exc)  # type: ignore[arg-type]
         assert isinstance(translated, LLMError) and translated.retryable is retryable, exc
     assert _translate(cases[0][0]).retry_after_s == 1.5  # type: ignore[arg-type]
+
+
+class _Screen:
+    """A listener keeping what it would show, and everything it was given."""
+
+    def __init__(self) -> None:
+        self.shown = ""
+        self.given: list[str] = []
+        self.resets = 0
+
+    def text(self, piece: str) -> None:
+        self.given.append(piece)
+        self.shown += piece
+
+    def reset(self) -> None:
+        self.resets += 1
+        self.shown = ""
+
+
+def _relay_attempts(relay: TextRelay, *attempts: list[str]) -> None:
+    for pieces in attempts:
+        relay.begin()
+        for piece in pieces:
+            relay.piece(piece)
+
+
+def test_relay_passes_a_repeated_prefix_once() -> None:
+    """A retry repeating the text shown, in other pieces, gives only what comes past it; no reset."""
+    screen = _Screen()
+    relay = TextRelay(screen.text, screen.reset)
+    _relay_attempts(relay, ["ab", "", "c"], ["a", "bcd", "e"])
+    relay.finish("abcde")
+    assert screen.given == ["ab", "c", "d", "e"] and screen.resets == 0 and screen.shown == "abcde"
+
+
+def test_relay_resets_when_a_retry_departs_or_ends_short() -> None:
+    """A departing retry resets and gives its text so far; a shorter final reply resets and gives it whole."""
+    departs = _Screen()
+    relay = TextRelay(departs.text, departs.reset)
+    _relay_attempts(relay, ["hello ", "there"], ["hello w", "orld"])
+    relay.finish("hello world")
+    assert (
+        departs.shown == "hello world" and departs.resets == 1 and departs.given[-2:] == ["hello w", "orld"]
+    )
+    short = _Screen()
+    relay = TextRelay(short.text, short.reset)
+    _relay_attempts(relay, ["hello ", "there"], ["hel"])
+    relay.finish("hel")
+    assert short.shown == "hel" and short.resets == 1
+
+
+def test_relay_keeps_what_a_failed_retry_did_not_reach() -> None:
+    """A retry failing inside the shown text leaves it shown; the next one continues past it."""
+    screen = _Screen()
+    relay = TextRelay(screen.text, screen.reset)
+    _relay_attempts(relay, ["abc"], ["ab"], ["abc", "defg"])
+    relay.finish("abcdefg")
+    assert screen.given == ["abc", "defg"] and screen.resets == 0
+
+
+def test_relay_abandoned_resets_only_what_was_shown() -> None:
+    """A call failing for good resets the listener if it was shown anything, and only then."""
+    shown, empty = _Screen(), _Screen()
+    relay = TextRelay(shown.text, shown.reset)
+    _relay_attempts(relay, ["partial"])
+    relay.abandon()
+    silent = TextRelay(empty.text, empty.reset)
+    _relay_attempts(silent, [""])
+    silent.abandon()
+    assert (shown.shown, shown.resets, empty.resets) == ("", 1, 0)
+
+
+def test_relay_without_on_reset_never_repeats_a_prefix() -> None:
+    """Without on_reset nothing is withdrawn: a repeat gives only the new part, a departure its full text."""
+    same, other = _Screen(), _Screen()
+    relay = TextRelay(same.text)
+    _relay_attempts(relay, ["abc"], ["abcdef"])
+    relay.finish("abcdef")
+    assert same.shown == "abcdef"
+    relay = TextRelay(other.text)
+    _relay_attempts(relay, ["hello ", "there"], ["hello w"], [])
+    relay.finish("")
+    relay.abandon()
+    assert other.shown == "hello therehello w"
+
+
+class _CutStreams:
+    """Attempts streaming replies in pieces of 3 characters, each cut (failing, retryable) at its cut."""
+
+    def __init__(self, replies: list[str], cuts: list[int | None]) -> None:
+        self.replies, self.cuts, self.tries = replies, cuts, 0
+
+    async def __call__(self, emit: object) -> tuple[str, Usage]:
+        reply, cut = self.replies[self.tries], self.cuts[self.tries]
+        self.tries += 1
+        assert callable(emit)
+        end = len(reply) if cut is None else min(cut, len(reply))
+        for start in range(0, end, 3):
+            emit(reply[start : min(start + 3, end)])
+        if cut is not None:
+            raise LLMError("cut", retryable=True)
+        return reply, Usage(1, 1)
+
+
+async def test_retried_streams_always_leave_the_final_reply_shown() -> None:
+    """Over random replies cut at random points, the listener ends holding the final reply, or nothing."""
+    rng = random.Random(8)
+    words = ["alpha ", "beta ", "gamma ", "delta ", "é🙂 "]
+
+    async def no_wait(seconds: float) -> None:
+        pass
+
+    outcomes = {"answered": 0, "failed": 0, "reset": 0}
+    for _ in range(400):
+        replies = ["".join(rng.choices(words, k=rng.randint(0, 6))) for _ in range(rng.randint(1, 4))]
+        cuts: list[int | None] = [rng.randint(0, len(r)) if rng.random() < 0.7 else None for r in replies]
+        screen = _Screen()
+        policy = RetryPolicy(max_retries=len(replies) - 1)
+        try:
+            text, _, attempts = await complete_with_retries(
+                _CutStreams(replies, cuts), policy, screen.text, screen.reset, sleep=no_wait
+            )
+        except LLMError:
+            assert screen.shown == "" and all(cut is not None for cut in cuts)
+            outcomes["failed"] += 1
+            continue
+        assert screen.shown == text == replies[attempts - 1] and cuts[attempts - 1] is None
+        outcomes["answered"] += 1
+        if screen.resets:
+            outcomes["reset"] += 1
+        else:
+            assert "".join(screen.given) == text  # each character of the reply given exactly once
+    assert min(outcomes.values()) > 20, outcomes  # every path was taken
 
 
 def test_budget_counts_subcalls_tokens_and_time() -> None:

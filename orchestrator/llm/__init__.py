@@ -2,6 +2,15 @@
 
 from .openai_provider import OpenAIProvider
 from .retry import RetryPolicy
-from .types import Completion, LLMProvider, Message, Usage
+from .types import Completion, LLMProvider, Message, OnReset, OnText, Usage
 
-__all__ = ["Completion", "LLMProvider", "Message", "OpenAIProvider", "RetryPolicy", "Usage"]
+__all__ = [
+    "Completion",
+    "LLMProvider",
+    "Message",
+    "OnReset",
+    "OnText",
+    "OpenAIProvider",
+    "RetryPolicy",
+    "Usage",
+]

@@ -1,25 +1,45 @@
 """The LLM adapter on the `openai` SDK (async): any OpenAI-compatible endpoint. The only module that
-imports `openai`; its errors are translated here into LLMError.
+imports `openai`; its errors are translated here into LLMError, and so is a reply that is not a chat
+completion at all (an HTML page from a proxy, JSON of some other API).
 
-The SDK's own retries are off: RetryPolicy decides, so retries are bounded, logged and counted. The
-API key lives in this object only: it is never logged, never put in a trajectory or a sandbox.
+The SDK's own retries are off: RetryPolicy decides (through calls.complete_with_retries), so retries
+are bounded, logged and counted, and a retried stream is not shown twice. The API key lives in this
+object only: it is never logged, never put in a trajectory or a sandbox.
+
+Streamed requests ask for usage (`stream_options={"include_usage": True}`). An endpoint that refuses
+that option with 400 or 422 is asked again without it, once; when that gets past the refusal, the
+provider remembers that this endpoint does not take the option (one warning), and from then on streams
+without it and estimates usage, as it does for any server that sends none.
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import openai
 
 from ..errors import LLMError
-from .retry import RetryPolicy, is_retryable_status
-from .types import Completion, Message, Usage
+from .calls import (
+    complete_with_retries,
+    completion_text,
+    connection_error,
+    describe_body,
+    estimate_usage,
+    field_of,
+    not_a_completion,
+    status_error,
+    usage_of,
+)
+from .retry import RetryPolicy
+from .types import Completion, Message, OnReset, OnText, Usage
 
 log = logging.getLogger(__name__)
+
+_OPTION_REFUSED = frozenset({400, 422})  # how servers say "unknown field" (422: FastAPI/pydantic ones)
 
 
 class OpenAIProvider:
@@ -36,95 +56,149 @@ class OpenAIProvider:
         )
         self._retry = retry or RetryPolicy()
         self._chat: Any = self._client.chat.completions  # typed loosely: payloads are built here
+        self._stream_usage = True  # False once this endpoint refused stream_options
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIProvider(base_url={str(self._client.base_url)!r})"
 
     async def complete(
-        self, messages: Sequence[Message], *, model: str, on_text: Callable[[str], None] | None = None
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str,
+        on_text: OnText | None = None,
+        on_reset: OnReset | None = None,
     ) -> Completion:
         payload = [{"role": m.role, "content": m.content} for m in messages]
         started = time.perf_counter()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                if on_text is None:
-                    text, usage = await self._once(payload, model)
-                else:
-                    text, usage = await self._streamed(payload, model, on_text)
-                return Completion(text, usage, model, time.perf_counter() - started, attempt)
-            except LLMError as exc:
-                if not exc.retryable or attempt > self._retry.max_retries:
-                    raise
-                wait = self._retry.delay(attempt, exc.retry_after_s)
-                log.warning("model call failed (%s); retry %d in %.2f s", exc.message, attempt, wait)
-                await asyncio.sleep(wait)
+
+        async def attempt(emit: OnText | None) -> tuple[str, Usage]:
+            if emit is None:
+                return await self._once(payload, model)
+            return await self._streamed(payload, model, emit)
+
+        text, usage, attempts = await complete_with_retries(attempt, self._retry, on_text, on_reset)
+        return Completion(text, usage, model, time.perf_counter() - started, attempts)
 
     async def _once(self, payload: list[dict[str, str]], model: str) -> tuple[str, Usage]:
         try:
             reply = await self._chat.create(model=model, messages=payload)
         except openai.OpenAIError as exc:
             raise _translate(exc) from exc
-        text = (reply.choices[0].message.content or "") if reply.choices else ""
-        return text, _usage(reply.usage)
+        except ValueError as exc:  # a JSON content type on a body that is not JSON
+            raise not_a_completion(f"a body that is not JSON ({exc})") from exc
+        if isinstance(reply, str):  # the SDK hands back the text of a body that is not JSON
+            raise not_a_completion(describe_body(reply))
+        text = completion_text(reply)
+        return text, estimate_usage(payload, text, usage_of(field_of(reply, "usage")))
 
-    async def _streamed(
-        self, payload: list[dict[str, str]], model: str, on_text: Callable[[str], None]
-    ) -> tuple[str, Usage]:
-        pieces: list[str] = []
-        usage = Usage()
+    async def _streamed(self, payload: list[dict[str, str]], model: str, emit: OnText) -> tuple[str, Usage]:
+        if not self._stream_usage:
+            return await self._stream(payload, model, emit, include_usage=False)
         try:
-            stream = await self._chat.create(
-                model=model,
-                messages=payload,
-                stream=True,
-                stream_options={"include_usage": True},
+            return await self._stream(payload, model, emit, include_usage=True)
+        except LLMError as refused:
+            if refused.status not in _OPTION_REFUSED:
+                raise
+            try:
+                result = await self._stream(payload, model, emit, include_usage=False)
+            except LLMError as again:
+                if again.status in _OPTION_REFUSED:  # refused either way: the option was not the cause
+                    raise
+                self._drop_stream_options(refused)
+                raise
+            self._drop_stream_options(refused)
+            return result
+
+    def _drop_stream_options(self, refused: LLMError) -> None:
+        if self._stream_usage:
+            self._stream_usage = False
+            log.warning(
+                "the model endpoint %s refused stream_options (HTTP %s); streaming without it from now "
+                "on, with token usage estimated",
+                self._client.base_url,
+                refused.status,
             )
-            async for chunk in stream:
-                if chunk.usage is not None:
-                    usage = _usage(chunk.usage)
-                for choice in chunk.choices:
-                    piece = choice.delta.content if choice.delta else None
-                    if piece:
-                        pieces.append(piece)
-                        on_text(piece)
+
+    async def _stream(
+        self, payload: list[dict[str, str]], model: str, emit: OnText, *, include_usage: bool
+    ) -> tuple[str, Usage]:
+        options: dict[str, Any] = {"stream_options": {"include_usage": True}} if include_usage else {}
+        try:
+            stream = await self._chat.create(model=model, messages=payload, stream=True, **options)
         except openai.OpenAIError as exc:
             raise _translate(exc) from exc
+        pieces: list[str] = []
+        usage = Usage()
+        chunks = 0
+        try:
+            content_type = str(stream.response.headers.get("content-type", ""))
+            if content_type and "event-stream" not in content_type:
+                text, usage = await _whole_body(stream.response, content_type)
+                emit(text)
+                return text, estimate_usage(payload, text, usage)
+            iterator = stream.__aiter__()
+            while True:
+                try:
+                    chunk = await iterator.__anext__()
+                except StopAsyncIteration:
+                    break
+                except openai.OpenAIError as exc:
+                    raise _translate(exc) from exc
+                except ValueError as exc:  # an event whose data is not JSON
+                    raise not_a_completion(f"a stream event that is not JSON ({exc})") from exc
+                raw_usage = field_of(chunk, "usage")
+                if raw_usage is not None:
+                    usage = usage_of(raw_usage)
+                choices = field_of(chunk, "choices")
+                if not isinstance(choices, list):
+                    continue  # not a chat.completion.chunk (a keep-alive, a vendor's event): skip it
+                chunks += 1
+                for choice in choices:
+                    piece = field_of(field_of(choice, "delta"), "content")
+                    if isinstance(piece, str) and piece:
+                        pieces.append(piece)
+                        emit(piece)
+        finally:
+            await stream.close()
+        if chunks == 0 and usage.total == 0:
+            raise not_a_completion("a stream without a single chat completion chunk")
         text = "".join(pieces)
-        if usage.total == 0:  # the server ignored include_usage: estimate (4 characters a token)
-            usage = Usage(sum(len(m["content"]) for m in payload) // 4 + 1, len(text) // 4 + 1)
-        return text, usage
+        return text, estimate_usage(payload, text, usage)
 
     async def aclose(self) -> None:
         await self._client.close()
 
 
-def _usage(raw: Any) -> Usage:
-    if raw is None:
-        return Usage()
-    return Usage(int(getattr(raw, "prompt_tokens", 0) or 0), int(getattr(raw, "completion_tokens", 0) or 0))
+async def _whole_body(response: Any, content_type: str) -> tuple[str, Usage]:
+    """A streamed request answered with one body: a chat completion in JSON (some servers ignore
+    `stream`) is taken as the reply; anything else is not a chat completion."""
+    try:
+        body = await response.aread()
+    except Exception as exc:  # the transport's error while reading: the connection broke
+        raise connection_error() from exc
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise not_a_completion(describe_body(body, content_type)) from None
+    if not isinstance(data, Mapping):
+        raise not_a_completion(describe_body(body, content_type))
+    try:
+        text = completion_text(data)
+    except LLMError:
+        raise not_a_completion(describe_body(body, content_type)) from None
+    return text, usage_of(data.get("usage"))
 
 
 def _translate(exc: openai.OpenAIError) -> LLMError:
     """openai's exceptions -> LLMError, with whether a retry may help. Every openai error maps here."""
     if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
         header = exc.response.headers.get("retry-after") if exc.response is not None else None
-        try:
-            retry_after = float(header) if header is not None else None
-        except ValueError:
-            retry_after = None
-        return LLMError(
-            f"the model endpoint answered {status}: {_brief(exc)}",
-            status=status,
-            retryable=is_retryable_status(status),
-            retry_after_s=retry_after,
-        )
+        return status_error(exc.status_code, _brief(exc), header)
     if isinstance(exc, openai.APITimeoutError):
         return LLMError("the model endpoint did not answer in time", retryable=True)
     if isinstance(exc, openai.APIConnectionError):
-        return LLMError("cannot reach the model endpoint", retryable=True)
+        return connection_error()
     return LLMError(f"the model call failed: {type(exc).__name__}: {_brief(exc)}")
 
 

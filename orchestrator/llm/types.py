@@ -34,14 +34,37 @@ class Completion:
     usage: Usage
     model: str
     duration_s: float
-    attempts: int = 1
+    attempts: int = 1  # requests the retry policy made (1: no retry)
+
+
+OnText = Callable[[str], None]
+"""Receives the next piece of a streamed reply (never empty)."""
+
+OnReset = Callable[[], None]
+"""Says that every piece given to on_text so far is void (a retry answered differently, or the call
+failed): the listener should drop them; the next pieces start the reply again from its beginning."""
 
 
 class LLMProvider(Protocol):
     async def complete(
-        self, messages: Sequence[Message], *, model: str, on_text: Callable[[str], None] | None = None
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str,
+        on_text: OnText | None = None,
+        on_reset: OnReset | None = None,
     ) -> Completion:
-        """One chat completion. With `on_text`, the reply streams and each piece is passed to it."""
+        """One chat completion, retried by the provider's RetryPolicy (429, 5xx, connection errors);
+        raises LLMError when it fails for good (`status`, `retryable` say how).
+
+        With `on_text`, the reply streams and its pieces are passed to it as they come, retries included:
+        when this returns, the pieces given since the last `on_reset` join to exactly `Completion.text`;
+        when it raises, `on_reset` has been called if anything was given. A retry that repeats the text
+        already given passes on only what comes after it, so no character is seen twice. Pass `on_reset`
+        whenever you pass `on_text`: without it, text once given cannot be withdrawn, and a retry that
+        departs from it is given in full after it."""
         ...
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Release the provider's connections. Idempotent."""
+        ...
