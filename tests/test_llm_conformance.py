@@ -1,6 +1,7 @@
 """One suite for every LLMProvider: OpenAIProvider against the scripted HTTP server (tests/fake_llm.py,
-through the real openai client) and the in-process ScriptedProvider (tests/fakes/llm.py), each driven
-by the same script and held to the same observable behaviour.
+through the real openai client), the in-process ScriptedProvider (tests/fakes/llm.py), and the
+orchestrator's RoutingProvider over it, each driven by the same script and held to the same observable
+behaviour.
 
 Retries: the fake runs its requests through the adapter's own retry loop
 (`orchestrator.llm.calls.complete_with_retries`), so the suite checks the same things of both: the
@@ -17,8 +18,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from orchestrator.config import LLMEndpoint
 from orchestrator.errors import LLMError
 from orchestrator.llm import LLMProvider, Message, OpenAIProvider, RetryPolicy, Usage
+from orchestrator.llm.routing import RoutingProvider
 
 from .fake_llm import FakeLLM, Reply, Script, Seen, usage_for
 from .fakes.llm import ScriptedProvider, in_order
@@ -55,7 +58,7 @@ class Listener:
 Open = Callable[..., Endpoint]
 
 
-@pytest.fixture(params=["openai-http", "scripted"])
+@pytest.fixture(params=["openai-http", "scripted", "routing"])
 async def endpoint(request: pytest.FixtureRequest) -> AsyncIterator[Open]:
     """A function making a provider of the parametrised kind, driven by the given script."""
     opened: list[tuple[LLMProvider, FakeLLM | None]] = []
@@ -65,6 +68,18 @@ async def endpoint(request: pytest.FixtureRequest) -> AsyncIterator[Open]:
             fake = ScriptedProvider(script, retry=retry)
             opened.append((fake, None))
             return Endpoint(fake, fake.requests)
+        if request.param == "routing":  # the orchestrator's router, over one in-process fake
+            inner = ScriptedProvider(script, retry=retry)
+            made: list[LLMEndpoint] = []
+
+            def make(endpoint: LLMEndpoint) -> LLMProvider:
+                assert not made, "the router made a second provider for one endpoint"
+                made.append(endpoint)
+                return inner
+
+            router = RoutingProvider([LLMEndpoint(name="default")], make)
+            opened.append((router, None))
+            return Endpoint(router, inner.requests)
         server = FakeLLM(script).__enter__()
         provider = OpenAIProvider(base_url=server.url, api_key="sk-test", retry=retry)
         opened.append((provider, server))

@@ -10,7 +10,8 @@ from .types import Completion, LLMProvider, Message, OnReset, OnText
 
 class RoutingProvider:
     """An LLMProvider over several endpoints: a model goes to the first endpoint that lists it, else to
-    the one named "default", else to the first. Providers are made on first use and closed together."""
+    the one named "default", else to the first. Providers are made on first use and closed together;
+    once closed, it makes no more (complete raises RuntimeError, as a closed client does)."""
 
     def __init__(self, endpoints: Sequence[LLMEndpoint], make: Callable[[LLMEndpoint], LLMProvider]) -> None:
         if not endpoints:
@@ -18,6 +19,7 @@ class RoutingProvider:
         self._endpoints = tuple(endpoints)
         self._make = make
         self._providers: dict[str, LLMProvider] = {}
+        self._closed = False
 
     def endpoint_for(self, model: str) -> LLMEndpoint:
         for endpoint in self._endpoints:
@@ -26,6 +28,8 @@ class RoutingProvider:
         return next((e for e in self._endpoints if e.name == "default"), self._endpoints[0])
 
     def provider_for(self, model: str) -> LLMProvider:
+        if self._closed:
+            raise RuntimeError("the model providers are closed")
         endpoint = self.endpoint_for(model)
         provider = self._providers.get(endpoint.name)
         if provider is None:
@@ -45,6 +49,7 @@ class RoutingProvider:
         )
 
     async def aclose(self) -> None:
+        self._closed = True
         providers, self._providers = list(self._providers.values()), {}
         for provider in providers:
             await provider.aclose()
