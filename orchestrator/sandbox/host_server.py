@@ -35,7 +35,7 @@ TOKEN_HEADER = "x-rlm-token"
 ERROR_TRAILER = "x-rlm-error"
 READ_CHUNK_BYTES = 1024**2
 CALLBACK_SLOTS = 4  # per sandbox
-_CALLBACK_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="rlm-callback")
+CALLBACK_THREADS = 16  # per manager: the pool every sandbox's context callbacks share
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -241,8 +241,13 @@ class HostEndpoint:
         *,
         socket_path: str | None = None,
         clock: Clock | None = None,
+        callbacks: ThreadPoolExecutor | None = None,
     ) -> None:
         self.address = address
+        # The pool context callbacks run on: the manager's, shut down with it. Without one, a pool of
+        # this endpoint's own, shut down by stop().
+        self._own_pool = callbacks is None
+        self._pool = callbacks or ThreadPoolExecutor(CALLBACK_SLOTS, thread_name_prefix="rlm-callback")
         self.socket_path = socket_path
         self.store: ContextStore | None = None
         self.subcalls: SubCalls | None = None
@@ -380,7 +385,7 @@ class HostEndpoint:
 
     async def in_worker(self, fn: Callable[..., T], *args: Any) -> T:
         """Run fn in the callback pool; stop() waits for every call still running there."""
-        future = _CALLBACK_POOL.submit(partial(fn, *args))
+        future = self._pool.submit(partial(fn, *args))
         self._inflight.add(future)
         future.add_done_callback(self._inflight.discard)
         return await asyncio.wrap_future(future)
@@ -394,6 +399,8 @@ class HostEndpoint:
             await server.stop(grace_s)
         if self._inflight:  # bounded: every store call runs under the regex deadline or is plain I/O
             await asyncio.to_thread(concurrent.futures.wait, list(self._inflight))
+        if self._own_pool:
+            self._pool.shutdown(wait=False)
 
 
 def _grant_socket(path: str, uid: int | None) -> None:

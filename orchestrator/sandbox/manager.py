@@ -9,6 +9,7 @@ import re
 import secrets
 import socket
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from ..context.store import ContextStore
 from ..errors import InvalidInputError, SandboxClosedError, SandboxStartError
 from .backend import CallbackChannel, SandboxBackend, SandboxSpec
 from .docker_backend import DockerBackend
-from .host_server import HostEndpoint, SubCalls
+from .host_server import CALLBACK_THREADS, HostEndpoint, SubCalls
 from .ownership import OwnerId, reapable
 from .session import Sandbox, SandboxSession
 
@@ -56,6 +57,7 @@ class SandboxManager:
         self._sessions: set[SandboxSession] = set()
         self._starting: set[str] = set()  # sandbox ids between "create" and "hello"
         self._checks: dict[Runtime, asyncio.Future[None]] = {}
+        self._callbacks: ThreadPoolExecutor | None = None  # context callbacks of every sandbox; made on use
         self._closed = False
 
     @property
@@ -223,6 +225,7 @@ class SandboxManager:
             spec.limits.max_output_bytes,
             socket_path=channel.socket_path,
             clock=self._clock,
+            callbacks=self._callback_pool(),
         )
         start: asyncio.Future[str] | None = None
         try:
@@ -235,6 +238,11 @@ class SandboxManager:
             await asyncio.shield(self._abandon_start(start, endpoint, channel))
             raise
         return Sandbox(spec, handle, channel, endpoint)
+
+    def _callback_pool(self) -> ThreadPoolExecutor:
+        if self._callbacks is None:
+            self._callbacks = ThreadPoolExecutor(CALLBACK_THREADS, thread_name_prefix="rlm-callback")
+        return self._callbacks
 
     async def attach(
         self,
@@ -339,6 +347,9 @@ class SandboxManager:
         finally:
             for check in self._checks.values():
                 check.cancel()
+            if self._callbacks is not None:  # every endpoint has stopped: no callback still runs
+                self._callbacks.shutdown(wait=True)
+                self._callbacks = None
             await self._backend.aclose()
 
 
