@@ -25,6 +25,7 @@ from .rlm import (
     FinalAnswer,
     IterationStarted,
     ModelText,
+    ModelTextReset,
     RLMAgent,
     RLMResult,
     RunError,
@@ -100,6 +101,8 @@ class Progress:
             )
         elif self.stream and isinstance(event, ModelText):
             self._out.write(neutralise(event.text))
+        elif self.stream and isinstance(event, ModelTextReset):
+            self._out.write("\n[the model's reply was retried: the text above is void]\n")
         elif self.stream and isinstance(event, CodeStarted):
             self._out.write("\n--- running code ---\n")
         elif self.stream and isinstance(event, CellFinished):
@@ -122,13 +125,10 @@ def run_main(args: argparse.Namespace, settings: Settings) -> int:
     if not args.query.strip():
         raise InvalidInputError("the query must not be empty")
     context = FileSystemContext(args.context, include=args.include, exclude=args.exclude)
-    agent = RLMAgent(
-        config,
-        endpoint=endpoint,
-        api_key=endpoint.api_key,
-        sandbox=settings.sandbox,
-        runtime=str(settings.sandbox.runtime),
-        context_limits=settings.context,
+    # Every endpoint goes to the agent (a sub-model may live on another); --base-url moves the root's.
+    endpoints = tuple(endpoint if e.name == endpoint.name else e for e in settings.endpoints)
+    agent = RLMAgent.from_settings(
+        replace(settings, endpoints=endpoints), runtime=str(settings.sandbox.runtime)
     )
     result = asyncio.run(_run(agent, context, args.query, Progress(sys.stderr, args.stream)))
     if result is None:

@@ -46,35 +46,36 @@ class RLMAgent:
         context_limits: ContextLimits | None = None,
         orchestrator: Orchestrator | None = None,
         backend: SandboxBackend | None = None,
+        settings: Settings | None = None,
     ) -> None:
-        self.config = config or RLMConfig()
-        endpoint = endpoint or LLMEndpoint()
-        if api_key is not None:
-            endpoint = replace(endpoint, api_key=api_key)
-        self._settings = Settings(
-            sandbox=sandbox or SandboxConfig(),
-            context=context_limits or ContextLimits(),
-            run=self.config,
-            endpoints=(endpoint,),
-        )
+        """`settings` (from load_settings) gives every part at once, all endpoints included; otherwise
+        the parts are given one by one (`config`, `endpoint` and `api_key`, `sandbox`, `context_limits`)."""
+        if settings is not None:
+            self.config = config or settings.run
+            self._settings = replace(settings, run=self.config)
+        else:
+            self.config = config or RLMConfig()
+            endpoint = endpoint or LLMEndpoint()
+            if api_key is not None:
+                endpoint = replace(endpoint, api_key=api_key)
+            self._settings = Settings(
+                sandbox=sandbox or SandboxConfig(),
+                context=context_limits or ContextLimits(),
+                run=self.config,
+                endpoints=(endpoint,),
+            )
         self._provider = provider
         self._runtime = runtime
         self._limits = limits
-        self._context_limits = context_limits
+        self._context_limits = context_limits or self._settings.context
         self._orchestrator = orchestrator
         self._owns_orchestrator = orchestrator is None
-        self._backend = backend  # for the agent's own orchestrator; default: Docker, from `sandbox`
+        self._backend = backend  # for the agent's own orchestrator; default: Docker, from the settings
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> RLMAgent:
-        """An agent with the settings' run limits, root model's endpoint, sandbox and context limits."""
-        return cls(
-            settings.run,
-            endpoint=settings.endpoint_for(settings.run.root_model),
-            sandbox=settings.sandbox,
-            context_limits=settings.context,
-            **overrides,
-        )
+        """An agent on the settings: run limits, every endpoint (by model), sandbox, context limits."""
+        return cls(settings=settings, **overrides)
 
     def _orch(self) -> Orchestrator:
         if self._orchestrator is None:

@@ -38,6 +38,7 @@ from .events import (
     Event,
     IterationStarted,
     ModelText,
+    ModelTextReset,
     SubCallFinished,
     SubCallStarted,
 )
@@ -245,7 +246,8 @@ class Run:
 
     async def _ask(self, messages: list[Message], model: str, level: _Level) -> str:
         on_text = (lambda piece: self.emit(ModelText(piece, level.depth))) if self.stream else None
-        completion = await self.provider.complete(messages, model=model, on_text=on_text)
+        on_reset = (lambda: self.emit(ModelTextReset(level.depth))) if self.stream else None
+        completion = await self.provider.complete(messages, model=model, on_text=on_text, on_reset=on_reset)
         self.count(model, completion.usage)
         level.usage = level.usage + completion.usage
         level.codegen_s += completion.duration_s

@@ -24,6 +24,14 @@ class ModelText:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelTextReset:
+    """The root model's reply streamed so far is void (a retry answered differently, or the call
+    failed): drop the ModelText pieces seen since the last reset; the reply starts again."""
+
+    depth: int
+
+
+@dataclass(frozen=True, slots=True)
 class CodeStarted:
     code: str
     depth: int
@@ -63,6 +71,7 @@ class RunError:
 Event = (
     IterationStarted
     | ModelText
+    | ModelTextReset
     | CodeStarted
     | CellFinished
     | SubCallStarted
