@@ -52,6 +52,7 @@ CONTEXT_MOUNT = "/context"
 SOCKET_MOUNT = "/rlm"
 SOCKET_NAME = "host.sock"
 SOCKET_DIR_PREFIX = "rlm-sbx-"
+MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes, the last a NUL
 DEFAULT_ENGINE_URL = "unix:///var/run/docker.sock"
 # Measured here: under runsc a pids limit of 32 stops the container starting (the Sentry's threads are in
 # the container's cgroup) and 64 stops our runtime connecting (gRPC's threads); 80 works. 96 keeps a margin.
@@ -213,8 +214,15 @@ class DockerBackend:
     async def open_channel(self, sandbox_id: str) -> CallbackChannel:
         """A directory of this sandbox's own, holding only its host socket, mounted read-only at /rlm."""
         path = tempfile.mkdtemp(prefix=f"{SOCKET_DIR_PREFIX}{sandbox_id}-", dir=self._socket_root)
-        os.chmod(path, 0o711)  # the sandbox user may reach the socket, not list the directory
         socket_path = os.path.join(path, SOCKET_NAME)
+        if len(os.fsencode(socket_path)) > MAX_SOCKET_PATH:
+            os.rmdir(path)
+            raise EngineUnavailableError(
+                f"a sandbox socket under {self._socket_root} would be {len(os.fsencode(socket_path))} "
+                f"bytes long, over the {MAX_SOCKET_PATH} a Unix socket path may have: "
+                "set sandbox.socket_root to a shorter directory"
+            )
+        os.chmod(path, 0o711)  # the sandbox user may reach the socket, not list the directory
         return CallbackChannel(sandbox_id, f"unix:{socket_path}", socket_path, self._uid)
 
     async def close_channel(self, channel: CallbackChannel) -> None:

@@ -1,0 +1,341 @@
+"""The long-lived orchestrator: records as they happen, lifecycle, checks and reaping, injected time.
+
+Engine logic runs on the fakes (the process backend, the in-process provider, the fake clock); the
+lifecycle is checked on real Docker too, where leftovers would be containers and socket directories.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from orchestrator import SandboxLimits
+from orchestrator.config import RLMConfig, Runtime, SandboxConfig
+from orchestrator.context.sources import InMemoryContext
+from orchestrator.context.store import ContextStore
+from orchestrator.core import Orchestrator
+from orchestrator.rlm.records import (
+    CellRecorded,
+    IterationRecorded,
+    LevelStarted,
+    LimitHit,
+    MemoryRecorder,
+    Record,
+    RunEnded,
+    RunStarted,
+    SubCallRecorded,
+    build_trajectory,
+)
+from orchestrator.sandbox import SandboxManager
+from orchestrator.sandbox.backend import CallbackChannel, ContainerExit, ManagedSandbox, SandboxSpec
+from orchestrator.settings import Settings
+from orchestrator.status import CellStatus, RunStatus
+
+from .fake_llm import Reply, Seen, repl
+from .fakes.clock import FakeClock
+from .fakes.llm import ScriptedProvider
+from .fakes.process_backend import ProcessBackend
+
+
+def _turns(*replies: str | Reply | BaseException) -> Any:
+    """Root replies in order; a sub-call (a request without a system prompt) echoes its prompt."""
+    it = iter(replies)
+
+    def script(seen: Seen, index: int) -> Reply | str | BaseException:
+        if not seen.system:
+            return f"echo:{seen.last_user}"
+        return next(it)
+
+    return script
+
+
+class CountingBackend:
+    """A backend that counts the calls the manager makes of it, around the process backend."""
+
+    def __init__(self, inner: ProcessBackend) -> None:
+        self.inner = inner
+        self.checks = 0
+        self.listings = 0
+
+    async def check(self, image: str, runtime: Runtime) -> None:
+        self.checks += 1
+        await self.inner.check(image, runtime)
+
+    def validate(self, runtime: Runtime, limits: SandboxLimits) -> None:
+        self.inner.validate(runtime, limits)
+
+    async def open_channel(self, sandbox_id: str) -> CallbackChannel:
+        return await self.inner.open_channel(sandbox_id)
+
+    async def close_channel(self, channel: CallbackChannel) -> None:
+        await self.inner.close_channel(channel)
+
+    async def start(self, spec: SandboxSpec, channel: CallbackChannel) -> str:
+        return await self.inner.start(spec, channel)
+
+    async def kill(self, handle: str) -> None:
+        await self.inner.kill(handle)
+
+    async def wait_exit(self, handle: str, timeout_s: float) -> ContainerExit:
+        return await self.inner.wait_exit(handle, timeout_s)
+
+    async def logs_tail(self, handle: str, lines: int = 20) -> str:
+        return await self.inner.logs_tail(handle, lines)
+
+    async def remove(self, handle: str) -> None:
+        await self.inner.remove(handle)
+
+    async def list_managed(self) -> list[ManagedSandbox]:
+        self.listings += 1
+        return await self.inner.list_managed()
+
+    async def remove_stale_channels(self, claimed: set[str]) -> int:
+        return await self.inner.remove_stale_channels(claimed)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class SnapshotRecorder(MemoryRecorder):
+    """Keeps the kind of each record, in the order the engine wrote them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kinds: list[str] = []
+
+    async def write(self, record: Record) -> None:
+        self.kinds.append(type(record).__name__)
+        await super().write(record)
+
+
+def _orch(tmp_path: Path, script: Any, **kw: Any) -> Orchestrator:
+    settings = Settings(run=RLMConfig(root_model="root-m", sub_model="sub-m", **kw.pop("run", {})))
+    return Orchestrator(
+        settings,
+        backend=kw.pop("backend", None) or ProcessBackend(state_dir=tmp_path / "state"),
+        provider=ScriptedProvider(script),
+        **kw,
+    )
+
+
+async def test_each_step_is_recorded_when_it_happens(tmp_path: Path, context_dir: Path) -> None:
+    """Start, reply, cell, sub-call (with its texts) and end are written in the order they happened."""
+    recorder = SnapshotRecorder()
+    script = _turns(repl("print(len(list_files()))"), repl("FINAL(llm_query('hi'))"))
+    async with _orch(tmp_path, script, recorder=recorder) as orch:
+        result = await orch.run(context=context_dir, query="q")
+    assert result.status is RunStatus.COMPLETED and result.answer == "echo:hi"
+    assert recorder.kinds == [
+        "RunStarted",
+        "LevelStarted",
+        "IterationRecorded",
+        "CellRecorded",
+        "IterationRecorded",
+        "SubCallRecorded",
+        "CellRecorded",
+        "LevelEnded",
+        "RunEnded",
+    ]
+    records = recorder.records(result.run_id)
+    subcall = next(r for r in records if isinstance(r, SubCallRecorded)).subcall
+    assert (subcall.prompt, subcall.reply) == ("hi", "echo:hi")
+    assert build_trajectory(records) == result.trajectory
+    assert isinstance(records[0], RunStarted) and records[0].query == "q"
+    assert isinstance(records[-1], RunEnded) and records[-1].status is RunStatus.COMPLETED
+
+
+async def test_a_bug_of_ours_is_raised_and_the_finished_steps_are_kept(
+    tmp_path: Path, context_dir: Path
+) -> None:
+    """A non-RLMError (a bug) is raised, not turned into a status; every step before it stays recorded."""
+    recorder = MemoryRecorder()
+    script = _turns(repl("x = 41\nprint(x + 1)"), ZeroDivisionError("a bug in the provider"))
+    async with _orch(tmp_path, script, recorder=recorder) as orch:
+        with pytest.raises(ZeroDivisionError):
+            await orch.run(context=context_dir, query="q", run_id="crashy")
+    records = recorder.records("crashy")
+    assert [type(r) for r in records[:4]] == [RunStarted, LevelStarted, IterationRecorded, CellRecorded]
+    assert not any(isinstance(r, RunEnded) for r in records)
+    partial = build_trajectory(records)
+    assert partial.status is RunStatus.ERROR  # the level ended with the bug; the run never did
+    assert partial.iterations[0].cells[0].stdout == "42\n"
+
+
+async def test_a_run_without_an_end_rebuilds_as_running() -> None:
+    """Records of a run whose process died mid-way fold into a running trajectory with what it did."""
+    from orchestrator.rlm.trajectory import CellRecord, IterationRecord
+
+    records: list[Record] = [
+        RunStarted("r", "t", "q", "m", 1, 0.0),
+        LevelStarted("r", "root", None, 0, "q", "m"),
+        IterationRecorded("r", "root", IterationRecord(1, 0, "reply", (), 5, 7, 0.5, 0.0)),
+        CellRecorded("r", "root", 1, CellRecord("print(1)", CellStatus.OK, "1\n", "", None, None, 0.25)),
+    ]
+    trajectory = build_trajectory(records)
+    assert trajectory.status is RunStatus.RUNNING and trajectory.answer is None
+    assert trajectory.iterations[0].cells[0].stdout == "1\n" and trajectory.iterations[0].repl_s == 0.25
+    assert trajectory.metadata.prompt_tokens == 5 and trajectory.metadata.iterations == 1
+
+
+async def test_limits_hit_are_recorded(tmp_path: Path, context_dir: Path) -> None:
+    """A refused sub-call writes a LimitHit when it is refused, and the run ends with that limit."""
+    recorder = MemoryRecorder()
+    code = "try:\n    llm_query('a'); llm_query('b')\nexcept LimitExceededError:\n    print('limited')"
+    script = _turns(repl(code), repl("FINAL('never')"))
+    async with _orch(tmp_path, script, recorder=recorder, run={"max_subcalls": 1}) as orch:
+        result = await orch.run(context=context_dir, query="q")
+    assert result.status is RunStatus.MAX_SUBCALLS
+    hits = [r for r in recorder.records(result.run_id) if isinstance(r, LimitHit)]
+    assert hits and all(h.limit is RunStatus.MAX_SUBCALLS for h in hits)
+
+
+async def test_concurrent_runs_share_one_check_and_reaping_happens_at_start_and_close(
+    tmp_path: Path, context_dir: Path
+) -> None:
+    """Many runs on one orchestrator: the backend is checked once, listed for reaping only twice."""
+    backend = CountingBackend(ProcessBackend(state_dir=tmp_path / "state"))
+    script = _turns(*[repl("FINAL('done')")] * 4)
+    orch = _orch(tmp_path, script, backend=backend)
+    async with orch:
+        results = await asyncio.gather(*(orch.run(context=context_dir, query=f"q{i}") for i in range(4)))
+        assert [r.answer for r in results] == ["done"] * 4
+        assert backend.checks == 1 and backend.listings == 1
+    assert backend.listings == 2  # once more when it closed
+
+
+async def test_closing_is_idempotent_and_leaves_nothing(tmp_path: Path, context_dir: Path) -> None:
+    """An idle sandbox, an open session and a finished run: after aclose none remains, nor a thread."""
+    before = {t.ident for t in threading.enumerate()}
+    state = tmp_path / "state"
+    orch = _orch(tmp_path, _turns(repl("FINAL('x')")), backend=ProcessBackend(state_dir=state))
+    await orch.start()
+    await orch.run(context=context_dir, query="q")
+    idle = await orch.manager.create()
+    session_cm = orch.open_sandbox(context_dir)
+    session = await session_cm.__aenter__()
+    assert (await session.run("print(2)")).stdout.text == "2\n"
+    assert idle.channel.socket_path and os.path.exists(idle.channel.socket_path)
+    await orch.aclose()
+    await orch.aclose()
+    assert await ProcessBackend(state_dir=state).list_managed() == []
+    assert not os.path.exists(os.path.dirname(idle.channel.socket_path))
+    leftover = [t.name for t in threading.enumerate() if t.ident not in before and t.name.startswith("rlm")]
+    assert leftover == []
+    with pytest.raises(Exception, match="closed"):
+        await orch.run(context=context_dir, query="q")
+
+
+async def test_an_idle_sandbox_is_never_reaped_by_its_live_owner(tmp_path: Path) -> None:
+    """A created but unattached sandbox (as a pool holds) survives its owner's reap; discard removes it."""
+    backend = ProcessBackend(state_dir=tmp_path / "state")
+    async with SandboxManager(SandboxConfig(), backend) as manager:
+        idle = await manager.create()
+        assert await manager.reap() == 0
+        assert idle.sandbox_id in {m.sandbox_id for m in await backend.list_managed()}
+        await manager.discard(idle)
+        assert idle.sandbox_id not in {m.sandbox_id for m in await backend.list_managed()}
+
+
+async def _until(predicate: Any) -> None:
+    """Let the event loop run until `predicate()` holds (bounded by the test timeout, never a sleep)."""
+    while not predicate():
+        await asyncio.sleep(0)
+
+
+async def test_the_run_deadline_follows_the_injected_clock(tmp_path: Path, context_dir: Path) -> None:
+    """Time moved on by the fake clock ends the run at its deadline, with no real waiting."""
+    clock = FakeClock()
+
+    def script(seen: Seen, index: int) -> str:
+        clock.advance(100.0)  # the model took 100 s, as far as the run can tell
+        return repl("print('working')")
+
+    async with _orch(tmp_path, script, clock=clock, run={"deadline_s": 150.0}) as orch:
+        result = await orch.run(context=context_dir, query="q")
+    assert result.status is RunStatus.DEADLINE
+    assert result.metadata.iterations == 2 and result.metadata.total_s >= 200.0
+
+
+class SlowSubCalls:
+    """Answers llm_query after moving the fake clock on, as a slow model would."""
+
+    def __init__(self, clock: FakeClock, seconds: float) -> None:
+        self.clock, self.seconds = clock, seconds
+
+    async def llm_query(self, prompt: str, model: str, recursive: bool) -> str:
+        self.clock.advance(self.seconds)
+        return f"slow:{prompt}"
+
+    async def llm_query_batched(self, prompts: list[str], model: str, recursive: bool) -> list[str]:
+        return [await self.llm_query(p, model, recursive) for p in prompts]
+
+
+async def test_subcall_time_stops_the_cell_clock(tmp_path: Path) -> None:
+    """A cell whose sub-calls take 200 s of clock time is not timed out at 5 s: the host's time is not its."""
+    clock = FakeClock()
+    backend = ProcessBackend(state_dir=tmp_path / "state")
+    async with SandboxManager(SandboxConfig(), backend, clock=clock) as manager:
+        store = ContextStore(InMemoryContext("text"))
+        sandbox = await manager.create(limits=SandboxLimits(cell_timeout_s=5))
+        session = await manager.attach(sandbox, store, subcalls=SlowSubCalls(clock, 100.0), owns_source=True)
+        result = await session.run("print(llm_query('a'), llm_query('b'))")
+        assert result.status is CellStatus.OK and result.stdout.text == "slow:a slow:b\n"
+        await session.aclose()
+
+
+async def test_a_cell_times_out_when_its_own_clock_runs_out(tmp_path: Path, context_dir: Path) -> None:
+    """A cell that keeps running is killed as soon as the fake clock passes its limit, not 5 real s later."""
+    clock = FakeClock()
+    backend = ProcessBackend(state_dir=tmp_path / "state")
+    async with SandboxManager(SandboxConfig(), backend, clock=clock) as manager:
+        async with manager.open(context_dir, limits=SandboxLimits(cell_timeout_s=5)) as session:
+            cell = asyncio.ensure_future(session.run("import time\nwhile True: time.sleep(0.05)"))
+            await _until(lambda: clock.sleepers() > 0)  # the cell's clock is waiting
+            clock.advance(5.0)
+            result = await asyncio.wait_for(cell, 30)
+    assert result.status is CellStatus.TIMEOUT
+
+
+@pytest.mark.docker
+async def test_docker_orchestrator_closes_without_leftovers(
+    docker_client: docker.DockerClient, tmp_path: Path, context_dir: Path
+) -> None:
+    """On real Docker: after runs and an idle sandbox, aclose leaves no container and no socket dir."""
+    root = Path(tempfile.mkdtemp(prefix="rlm-t-"))  # short: a Unix socket path has at most 107 bytes
+    settings = Settings(
+        sandbox=SandboxConfig(socket_root=str(root)), run=RLMConfig(root_model="root-m", sub_model="sub-m")
+    )
+    orch = Orchestrator(settings, provider=ScriptedProvider(_turns(repl("FINAL(len(list_files()))"))))
+    async with orch:
+        result = await orch.run(context=context_dir, query="q")
+        assert result.answer == "2"
+        await orch.manager.create(runtime="runc")
+        mine = [
+            c
+            for c in docker_client.containers.list(all=True, filters={"label": "io.rlm.managed=1"})
+            if c.labels.get("io.rlm.owner") == orch.manager.owner
+        ]
+        assert len(mine) == 1  # the idle one; the run's sandbox is already gone
+    left = docker_client.containers.list(all=True, filters={"label": f"io.rlm.owner={orch.manager.owner}"})
+    assert left == [] and list(root.iterdir()) == []
+    root.rmdir()
+
+
+async def test_a_socket_root_too_long_for_unix_sockets_is_a_clear_error(tmp_path: Path) -> None:
+    """A socket root whose socket paths would pass 107 bytes is refused naming the setting, not a crash."""
+    from orchestrator.errors import EngineUnavailableError
+    from orchestrator.sandbox.docker_backend import DockerBackend
+
+    deep = tmp_path / ("d" * 100)
+    deep.mkdir()
+    backend = DockerBackend(seccomp_profile="/nonexistent", socket_root=str(deep))
+    with pytest.raises(EngineUnavailableError, match="socket_root"):
+        await backend.open_channel("abc")
+    assert list(deep.iterdir()) == []
