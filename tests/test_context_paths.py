@@ -120,3 +120,54 @@ def test_device_nodes_are_refused_without_being_opened(resolver: str, tmp_path: 
             paths.open_beneath(fd, "null_dev")
     finally:
         os.close(fd)
+
+
+# One table for both copies of the normaliser: the host's and the sandbox runtime's.
+NORMALISE_CASES = [
+    ("", ""),
+    (".", ""),
+    ("./", ""),
+    ("a", "a"),
+    ("a/b", "a/b"),
+    ("./a//b/", "a/b"),
+    ("a/./b", "a/b"),
+    ("a/b/../c", "a/c"),
+    ("a/..", ""),
+    ("..", ".."),
+    ("../a", "../a"),
+    ("a/../../b", "../b"),
+    ("../../a/..", "../.."),
+    ("/abs/path", "abs/path"),
+    ("a/b/../../..", ".."),
+    ("é/ü/../ß", "é/ß"),
+    ("a\\b", "a\\b"),
+    ("...", "..."),
+    (".a/..b", ".a/..b"),
+]
+
+
+@pytest.mark.parametrize(("path", "expected"), NORMALISE_CASES)
+def test_host_and_sandbox_normalise_paths_alike(path: str, expected: str) -> None:
+    """Both sides of the socket reduce a path to the same form, from one table of cases."""
+    from rlm_sandbox.context_api import normalise as sandbox
+
+    from orchestrator.context.paths import normalise as host
+
+    assert host(path) == expected
+    assert sandbox(path) == expected
+
+
+def test_the_host_package_never_imports_the_sandbox_package() -> None:
+    """Importing every host module leaves rlm_sandbox unloaded: the runtime is not a host library."""
+    import subprocess
+    import sys
+
+    code = (
+        "import pkgutil, importlib, sys, orchestrator\n"
+        "for m in pkgutil.walk_packages(orchestrator.__path__, 'orchestrator.'):\n"
+        "    if m.name != 'orchestrator.security.posture_probe':  # a program run in sandboxes\n"
+        "        importlib.import_module(m.name)\n"
+        "print('rlm_sandbox' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "False"

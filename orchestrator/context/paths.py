@@ -18,6 +18,24 @@ import stat
 from ..errors import ContextPathError
 
 MAX_PATH_BYTES = 4096
+
+
+def normalise(path: str) -> str:
+    """'./a//b/../c' -> 'a/c'; '' and '.' -> ''. Pure string work: escapes are judged elsewhere.
+
+    The sandbox runtime holds its own copy (rlm_sandbox.context_api.normalise: the host package never
+    imports the sandbox package, nor the sandbox the host's); tests/test_context_paths.py holds both to
+    one table of cases, so both sides of the socket agree on every path.
+    """
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == ".." and parts and parts[-1] != "..":
+            parts.pop()
+        else:
+            parts.append(part)
+    return "/".join(parts)
 MAX_COMPONENT_BYTES = 255
 MAX_SYMLINK_HOPS = 40
 

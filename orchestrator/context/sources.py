@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from rlm_sandbox.context_api import normalise  # one rule for both sides of the socket
-
 from ..errors import ContextPathError, InvalidInputError
 from . import globs, paths
+from .paths import normalise
 
 ContextValue = str | Sequence[str] | Mapping[str, str]
 

@@ -21,7 +21,8 @@ MOUNT = "/context"
 def normalise(path: str) -> str:
     """'./a//b/../c' -> 'a/c'; '' and '.' -> ''. Pure string work: escapes are judged elsewhere.
 
-    The host imports this very function, so both sides of the socket agree on every path.
+    The host holds its own copy (orchestrator.context.paths.normalise); tests/test_context_paths.py
+    holds both to one table of cases, so both sides of the socket agree on every path.
     """
     parts: list[str] = []
     for part in path.split("/"):
