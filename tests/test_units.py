@@ -235,3 +235,20 @@ def test_every_package_is_shipped() -> None:
         for p in (REPO / "orchestrator").rglob("__init__.py")
     }
     assert found <= listed, found - listed
+
+
+def test_library_code_never_reads_the_environment() -> None:
+    """Only the entry point (cli.py) reads os.environ; everything else is given its settings."""
+    import ast
+
+    allowed = {"orchestrator/cli.py", "orchestrator/security/posture_probe.py"}  # the probe runs in sandboxes
+    readers = []
+    for path in sorted((REPO / "orchestrator").rglob("*.py")):
+        rel = path.relative_to(REPO).as_posix()
+        for node in ast.walk(ast.parse(path.read_text())):
+            named = isinstance(node, ast.Attribute) and node.attr in {"environ", "getenv", "environb"}
+            if named and isinstance(node.value, ast.Name) and node.value.id == "os" and rel not in allowed:
+                readers.append(f"{rel}:{node.lineno}")
+            if isinstance(node, ast.Attribute) and node.attr == "from_env" and rel not in allowed:
+                readers.append(f"{rel}:{node.lineno} (from_env)")
+    assert readers == []
