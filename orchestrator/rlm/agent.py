@@ -18,16 +18,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import ContextLimits, LLMEndpoint, RLMConfig, SandboxConfig, SandboxLimits
 from ..context.sources import ContextInput
-from ..core import Orchestrator
 from ..llm.types import LLMProvider
 from ..sandbox.backend import SandboxBackend
 from ..settings import Settings
 from .events import Event
 from .result import RLMResult
+
+if TYPE_CHECKING:
+    from ..core import Orchestrator
 
 __all__ = ["ContextInput", "RLMAgent", "RLMResult"]
 
@@ -79,6 +81,8 @@ class RLMAgent:
 
     def _orch(self) -> Orchestrator:
         if self._orchestrator is None:
+            from ..core import Orchestrator  # core imports the engine, which this package holds
+
             self._orchestrator = Orchestrator(self._settings, provider=self._provider, backend=self._backend)
         return self._orchestrator
 
