@@ -26,9 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from .core import Orchestrator
 from .errors import InvalidInputError, RLMError
 from .run_cli import run_main, with_flags
-from .sandbox import CellError, CellResult, CellStatus, open_sandbox
+from .sandbox import CellError, CellResult, CellStatus
 from .settings import Settings, load_settings
 from .terminal import neutralise
 
@@ -145,13 +146,10 @@ def _read_code(args: argparse.Namespace, stdin: TextIO) -> str:
 
 
 async def _exec(args: argparse.Namespace, code: str, settings: Settings) -> CellResult:
-    async with open_sandbox(
-        args.context,
-        include=args.include,
-        exclude=args.exclude,
-        config=settings.sandbox,
-        context_limits=settings.context,
-    ) as session:
+    async with (
+        Orchestrator(settings) as orch,
+        orch.open_sandbox(args.context, include=args.include, exclude=args.exclude) as session,
+    ):
         return await session.run(code)
 
 
