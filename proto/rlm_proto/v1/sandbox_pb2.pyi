@@ -8,12 +8,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SandboxMessage(_message.Message):
-    __slots__ = ("hello", "result")
+    __slots__ = ("hello", "result", "output")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     result: CellResult
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., result: _Optional[_Union[CellResult, _Mapping]] = ...) -> None: ...
+    output: CellOutput
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., result: _Optional[_Union[CellResult, _Mapping]] = ..., output: _Optional[_Union[CellOutput, _Mapping]] = ...) -> None: ...
 
 class HostMessage(_message.Message):
     __slots__ = ("execute", "configure")
@@ -73,16 +75,28 @@ class Hello(_message.Message):
     def __init__(self, runtime_version: _Optional[str] = ..., python_version: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
 
 class ExecuteCell(_message.Message):
-    __slots__ = ("cell_id", "code", "max_output_bytes", "read_budget_bytes")
+    __slots__ = ("cell_id", "code", "max_output_bytes", "read_budget_bytes", "stream_output")
     CELL_ID_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     MAX_OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
     READ_BUDGET_BYTES_FIELD_NUMBER: _ClassVar[int]
+    STREAM_OUTPUT_FIELD_NUMBER: _ClassVar[int]
     cell_id: int
     code: str
     max_output_bytes: int
     read_budget_bytes: int
-    def __init__(self, cell_id: _Optional[int] = ..., code: _Optional[str] = ..., max_output_bytes: _Optional[int] = ..., read_budget_bytes: _Optional[int] = ...) -> None: ...
+    stream_output: bool
+    def __init__(self, cell_id: _Optional[int] = ..., code: _Optional[str] = ..., max_output_bytes: _Optional[int] = ..., read_budget_bytes: _Optional[int] = ..., stream_output: _Optional[bool] = ...) -> None: ...
+
+class CellOutput(_message.Message):
+    __slots__ = ("cell_id", "stream", "text")
+    CELL_ID_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    cell_id: int
+    stream: str
+    text: str
+    def __init__(self, cell_id: _Optional[int] = ..., stream: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
 class CapturedOutput(_message.Message):
     __slots__ = ("text", "total_bytes", "truncated")
