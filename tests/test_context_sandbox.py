@@ -223,3 +223,39 @@ async def test_nested_sessions_share_one_store(manager: SandboxManager, context_
             refused = await parent.run("read_file('hello.txt')")
     assert refused.error is not None and refused.error.type == "LimitExceededError"
     assert parent.usage.bytes_read == 23
+
+
+async def test_odd_names_unreadable_and_large_files_inside_a_sandbox(
+    manager: SandboxManager, tmp_path: Path, runtime: str
+) -> None:
+    """In a real sandbox: a name that is not UTF-8, a mode-000 file and a file over the one-read limit
+    are listed, grepped and read (by range) like any other, under one rule."""
+    root = tmp_path / "odd"
+    root.mkdir()
+    (root / os.fsdecode(b"caf\xe9.txt")).write_text("latin-1 name, needle\n")
+    locked = root / "locked.txt"
+    locked.write_text("needle, locked\n")
+    locked.chmod(0)
+    (root / "big.log").write_text("".join(f"row {i}\n" for i in range(1, 5001)) + "needle at the end\n")
+    code = """
+names = sorted(list_files())
+hits = sorted((m['path'], m['line_number']) for m in grep('needle'))
+odd = read_file(names[1])
+locked = read_file('locked.txt')
+head = read_file('big.log', 0, 6)
+try:
+    read_file('big.log')
+    whole = 'read whole'
+except LimitExceededError as e:
+    whole = 'refused: ' + str(e)
+print(json.dumps({'names': names, 'hits': hits, 'odd': odd, 'locked': locked, 'head': head,
+                  'whole': whole, 'lines': get_file_info('big.log')['lines']}))
+"""
+    async with manager.open(root, runtime=runtime, context_limits=ContextLimits(max_file_bytes=4096)) as s:
+        result = await s.run("import json\n" + code)
+    assert result.ok, result.error
+    out = json.loads(result.stdout.text)
+    assert out["names"] == ["big.log", "caf\\xe9.txt", "locked.txt"]
+    assert out["hits"] == [["big.log", 5001], ["caf\\xe9.txt", 1], ["locked.txt", 1]]
+    assert out["odd"] == "latin-1 name, needle\n" and out["locked"] == "needle, locked\n"
+    assert out["head"] == "row 1\n" and "offset and length" in out["whole"] and out["lines"] == 5001

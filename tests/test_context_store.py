@@ -108,18 +108,70 @@ def test_grep_results_count_against_the_budget(tmp_path: Path) -> None:
     assert len(ContextStore(FileSystemContext(root)).grep("match", max_matches=0)[0]) == 100
 
 
-def test_large_files_are_refused_by_read_and_skipped_by_grep(tmp_path: Path) -> None:
-    """A file over the size limit is a clear limit error for read, and grep passes over it."""
+def test_large_files_are_read_by_range_and_grepped_in_pieces(tmp_path: Path) -> None:
+    """A file over the one-read limit is read by range and grepped in pieces, never refused whole."""
     root = tmp_path / "ctx"
     root.mkdir()
-    (root / "big.log").write_text("needle\n" * 1000)
+    lines = [f"line {i} {'needle' if i % 250 == 0 else 'hay'}" for i in range(1, 2001)]
+    (root / "big.log").write_text("\n".join(lines) + "\n")
     (root / "small.log").write_text("needle\n")
-    store = ContextStore(FileSystemContext(root), ContextLimits(max_file_bytes=100))
-    with pytest.raises(ContextLimitError, match="file limit"):
+    store = ContextStore(FileSystemContext(root), ContextLimits(max_file_bytes=1000))
+    with pytest.raises(ContextLimitError, match="offset and length"):
         store.read("big.log")
+    assert store.read("big.log", 0, 11) == b"line 1 hay\n"
+    assert store.read("big.log", 11, 11) == b"line 2 hay\n"
+    with pytest.raises(ContextLimitError, match="offset and length"):
+        store.read("big.log", 0, 1001)
     matches, truncated = store.grep("needle")
-    assert [(m.path, m.line_number) for m in matches] == [("small.log", 1)] and not truncated
-    assert store.file_info("big.log")["lines"] is None
+    assert [(m.path, m.line_number) for m in matches] == [
+        *(("big.log", n) for n in range(250, 2001, 250)),
+        ("small.log", 1),
+    ] and not truncated
+    assert all(m.line == lines[m.line_number - 1] for m in matches if m.path == "big.log")
+    assert store.file_info("big.log")["lines"] == 2000
+
+
+def test_a_large_file_is_grepped_with_bounded_memory(tmp_path: Path) -> None:
+    """Grepping a file far larger than the piece size finds a match at its very end, line number exact."""
+    from orchestrator.context import store as store_module
+
+    root = tmp_path / "ctx"
+    root.mkdir()
+    with open(root / "huge.txt", "w") as fh:
+        for _ in range(200):
+            fh.write("x" * 99 + "\n" * 1)
+        fh.write("the end\n")
+    old = store_module.STREAM_CHUNK_BYTES
+    store_module.STREAM_CHUNK_BYTES = 256  # many pieces, lines cut across them
+    try:
+        store = ContextStore(FileSystemContext(root), ContextLimits(max_file_bytes=512))
+        matches, _ = store.grep("the end")
+    finally:
+        store_module.STREAM_CHUNK_BYTES = old
+    assert [(m.line_number, m.line) for m in matches] == [(201, "the end")]
+
+
+def test_unreadable_and_oddly_named_files_follow_one_rule(tmp_path: Path) -> None:
+    """A file name that is not UTF-8 is listed, read and grepped under its shown name; a file this
+    process cannot read is in no listing at all (as root, every file is readable)."""
+    root = tmp_path / "ctx"
+    root.mkdir()
+    (root / os.fsdecode(b"caf\xe9.txt")).write_text("latin-1 name, needle\n")
+    locked = root / "locked.txt"
+    locked.write_text("needle in a locked file\n")
+    locked.chmod(0)
+    store = ContextStore(FileSystemContext(root))
+    listed = store.list_files()
+    assert "caf\\xe9.txt" in listed
+    assert store.read("caf\\xe9.txt") == b"latin-1 name, needle\n"
+    found = {m.path for m in store.grep("needle")[0]}
+    assert "caf\\xe9.txt" in found
+    if os.geteuid() == 0:
+        assert "locked.txt" in listed and "locked.txt" in found
+        assert store.read("locked.txt") == b"needle in a locked file\n"
+    else:
+        assert "locked.txt" not in listed and "locked.txt" not in found
+    assert store.search_files("caf") == ["caf\\xe9.txt"]
 
 
 def test_cache_stays_within_its_byte_budget(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import threading
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -32,9 +32,24 @@ ContextValue = str | Sequence[str] | Mapping[str, str]
 
 @dataclass(frozen=True, slots=True)
 class FileEntry:
-    path: str  # relative to the root, '/'-separated
+    path: str  # relative to the root, '/'-separated, always valid UTF-8 (see display_name)
     size: int
     modified: float
+    real: str = ""  # the name on disk when it is not valid UTF-8 (surrogate-escaped); "": same as path
+
+    @property
+    def disk_path(self) -> str:
+        return self.real or self.path
+
+
+def display_name(name: str) -> str:
+    """A file name as the model sees it: itself when valid UTF-8, else each byte that is not shown
+    as `\\xNN` (b'caf\\xe9.txt' -> 'caf\\\\xe9.txt'), so every file can be named over the wire."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +92,12 @@ class FileSystemContext:
         root: str | os.PathLike[str],
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
+        *,
+        on_progress: Callable[[int], None] | None = None,
     ) -> None:
+        """`on_progress(files_seen)` is called now and then while a large tree is indexed."""
         self._root = str(Path(root).expanduser().resolve())
+        self._on_progress = on_progress
         self.include = tuple(include)
         self.exclude = tuple(exclude)
         for pattern in (*self.include, *self.exclude):
@@ -110,7 +129,7 @@ class FileSystemContext:
     def _index(self) -> dict[str, FileEntry]:
         with self._lock:
             if self._entries is None:
-                found = _walk(self._fd())
+                found = _displayed(_walk(self._fd(), self._on_progress))
                 # A symlink counts only if its target is selected too: a link cannot reach an excluded file.
                 names = set(found) | {target for _entry, target in found.values()}
                 keep = set(globs.select(sorted(names), self.include, self.exclude))
@@ -132,7 +151,7 @@ class FileSystemContext:
 
     def open(self, path: str) -> int:
         # Open the indexed name itself, so a `..` after a directory symlink cannot reach an excluded file.
-        return paths.open_beneath(self._fd(), self.lookup(path).path)
+        return paths.open_beneath(self._fd(), self.lookup(path).disk_path)
 
     def shape(self) -> ContextShape:
         entries = self._index().values()
@@ -244,12 +263,17 @@ def extension_counts(paths_: Iterable[str]) -> dict[str, int]:
 MAX_DEPTH = 256
 
 
-def _walk(root_fd: int) -> dict[str, tuple[FileEntry, str]]:
-    """Every regular file beneath the root, by file descriptor, with the in-root path it resolves to.
+PROGRESS_EVERY = 10_000  # files between two on_progress calls
+
+
+def _walk(root_fd: int, on_progress: Callable[[int], None] | None = None) -> dict[str, tuple[FileEntry, str]]:
+    """Every regular file beneath the root that this process may read, by file descriptor, with the
+    in-root path it resolves to (names as on disk).
 
     Depth first, holding one open directory per level; directory symlinks are not followed; a file
-    symlink is kept only if it resolves inside the root. Running out of descriptors is an error, not a
-    silently shorter index.
+    symlink is kept only if it resolves inside the root. A file this process cannot open for reading
+    is not part of the context, on every path (listing, grep, read_file): one rule. Running out of
+    descriptors is an error, not a silently shorter index.
     """
     found: dict[str, tuple[FileEntry, str]] = {}
     root_real = os.readlink(f"/proc/self/fd/{root_fd}")
@@ -265,6 +289,8 @@ def _walk(root_fd: int) -> dict[str, tuple[FileEntry, str]]:
                     if entry.is_dir(follow_symlinks=False):
                         subdirs.append(entry.name)
                     elif entry.is_file(follow_symlinks=False):
+                        if not _readable(entry.name, dir_fd):
+                            continue
                         st = entry.stat(follow_symlinks=False)
                         found[rel] = (FileEntry(rel, st.st_size, st.st_mtime), rel)
                     elif entry.is_symlink():
@@ -275,6 +301,8 @@ def _walk(root_fd: int) -> dict[str, tuple[FileEntry, str]]:
                     if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
                         raise
                     continue  # vanished or unreadable: not part of the context
+                if on_progress is not None and len(found) % PROGRESS_EVERY == 0 and found:
+                    on_progress(len(found))
         for name in sorted(subdirs):
             try:
                 child = os.open(
@@ -293,6 +321,25 @@ def _walk(root_fd: int) -> dict[str, tuple[FileEntry, str]]:
     return found
 
 
+def _readable(name: str, dir_fd: int) -> bool:
+    """May this process open the file for reading (root may read a mode-000 file; others may not)?"""
+    return os.access(name, os.R_OK, dir_fd=dir_fd, effective_ids=True, follow_symlinks=False)
+
+
+def _displayed(found: dict[str, tuple[FileEntry, str]]) -> dict[str, tuple[FileEntry, str]]:
+    """The walk's names as the model sees them (display_name); a name that is not valid UTF-8 keeps
+    its name on disk in FileEntry.real. A shown name that collides with a real one is left out."""
+    shown: dict[str, tuple[FileEntry, str]] = {}
+    for rel, (entry, target) in found.items():
+        name = display_name(rel)
+        if name != rel:
+            if name in found:
+                continue  # ambiguous: a file really named like the escape exists
+            entry = FileEntry(name, entry.size, entry.modified, real=entry.disk_path)
+        shown[name] = (entry, display_name(target))
+    return shown
+
+
 def _resolved_inside(root_fd: int, root_real: str, rel: str) -> tuple[FileEntry, str] | None:
     """For a file symlink: its entry and the in-root path it resolves to, or None if it leaves."""
     try:
@@ -302,8 +349,11 @@ def _resolved_inside(root_fd: int, root_real: str, rel: str) -> tuple[FileEntry,
     try:
         st = os.fstat(fd)
         real = os.readlink(f"/proc/self/fd/{fd}")
+        readable = os.access(f"/proc/self/fd/{fd}", os.R_OK, effective_ids=True)
     finally:
         os.close(fd)
+    if not readable:
+        return None
     if not real.startswith(root_real.rstrip("/") + "/"):
         return None
     return FileEntry(rel, st.st_size, st.st_mtime), real[len(root_real.rstrip("/")) + 1 :]

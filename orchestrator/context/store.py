@@ -30,6 +30,8 @@ MAX_REGEX_CHARS = 4096
 MAX_LINE_CHARS = 4096  # a grep hit's line is cut to this many characters
 DEFAULT_GREP_MATCHES = 1000
 MAX_GREP_RESPONSE_BYTES = 8 * 1024**2
+STREAM_CHUNK_BYTES = 1024**2  # pieces a large file is searched or counted in
+MAX_COUNTED_BYTES = 1024**3  # file_info counts the lines of files up to this size
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,41 +89,94 @@ class ContextStore:
     # -- content ------------------------------------------------------------------------------------
 
     def _content(self, entry: FileEntry) -> bytes:
-        """A whole file, through the cache. Files over the size limit are refused."""
+        """A whole file, through the cache. Files over the size limit are refused: read them by range."""
         if entry.size > self.limits.max_file_bytes:
             raise ContextLimitError(
-                f"{entry.path!r} is {entry.size} bytes, over the {self.limits.max_file_bytes}-byte file limit"
+                f"{entry.path!r} is {entry.size:,} bytes, over the {self.limits.max_file_bytes:,}-byte limit "
+                "for one read: read it in pieces with offset and length"
             )
         with self._lock:
             cached = self._cache.get(entry.path)
             self._usage += ContextUsage(cache_hits=1) if cached is not None else ContextUsage(cache_misses=1)
         if cached is not None:
             return cached
-        fd = self.source.open(entry.path)
-        with os.fdopen(fd, "rb") as fh:
-            data = fh.read(self.limits.max_file_bytes + 1)
+        data = self._pread(entry, 0, self.limits.max_file_bytes + 1)
         if len(data) > self.limits.max_file_bytes:
             raise ContextLimitError(
-                f"{entry.path!r} grew past the {self.limits.max_file_bytes}-byte file limit"
+                f"{entry.path!r} grew past the {self.limits.max_file_bytes:,}-byte limit for one read"
             )
         if len(data) <= self.limits.cache_bytes:
             with self._lock:
                 self._cache[entry.path] = data
         return data
 
+    def _pread(self, entry: FileEntry, offset: int, length: int) -> bytes:
+        """Bytes of a file read from disk; a file that cannot be read is a ContextPathError naming it."""
+        try:
+            fd = self.source.open(entry.path)
+        except OSError as exc:
+            raise ContextPathError(f"cannot read the file ({exc.strerror})", path=entry.path) from None
+        try:
+            return os.pread(fd, length, offset) if length > 0 else b""
+        except OSError as exc:
+            raise ContextPathError(f"cannot read the file ({exc.strerror})", path=entry.path) from None
+        finally:
+            os.close(fd)
+
+    def _chunks(self, entry: FileEntry, chunk: int = STREAM_CHUNK_BYTES) -> Iterator[tuple[int, bytes]]:
+        """A large file in pieces that end at a line break (a longer line is cut at `chunk` bytes):
+        (line number of the piece's first line, the piece). Bounded memory, whatever the size."""
+        try:
+            fd = self.source.open(entry.path)
+        except OSError as exc:
+            raise ContextPathError(f"cannot read the file ({exc.strerror})", path=entry.path) from None
+        try:
+            offset, line, carry = 0, 1, b""
+            while True:
+                block = os.pread(fd, chunk, offset)
+                offset += len(block)
+                data = carry + block
+                if not block:
+                    if data:
+                        yield line, data
+                    return
+                cut = data.rfind(b"\n") + 1
+                if cut == 0 and len(data) < chunk:
+                    carry = data
+                    continue
+                cut = cut or len(data)
+                yield line, data[:cut]
+                line += data.count(b"\n", 0, cut)
+                carry = data[cut:]
+        except OSError as exc:
+            raise ContextPathError(f"cannot read the file ({exc.strerror})", path=entry.path) from None
+        finally:
+            os.close(fd)
+
     def read(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
-        """Bytes [offset, offset+length) of a file; counts against the run's read budget."""
+        """Bytes [offset, offset+length) of a file; counts against the run's read budget.
+
+        One read returns at most max_file_bytes: a larger file is read by range, never loaded whole.
+        """
         if offset < 0 or (length is not None and length < 0):
             raise ContextPathError("offset and length must not be negative", path=path)
         entry = self.source.lookup(path)
         expected = max(0, entry.size - offset) if length is None else min(length, max(0, entry.size - offset))
+        if expected > self.limits.max_file_bytes:
+            raise ContextLimitError(
+                f"reading {expected:,} bytes of {path!r} ({entry.size:,} bytes) is over the "
+                f"{self.limits.max_file_bytes:,}-byte limit for one read: pass offset and length"
+            )
         if expected > self.remaining_read_bytes():  # refuse before loading the file
             raise ContextLimitError(
                 f"reading {path!r} would pass the run's {self.limits.max_read_bytes}-byte read budget "
                 f"({self.usage.bytes_read} bytes read so far)"
             )
-        data = self._content(entry)
-        piece = data[offset : None if length is None else offset + length]
+        if entry.size <= self.limits.max_file_bytes:
+            data = self._content(entry)
+            piece = data[offset : None if length is None else offset + length]
+        else:
+            piece = self._pread(entry, offset, expected)
         with self._lock:
             if self._usage.bytes_read + len(piece) > self.limits.max_read_bytes:
                 raise ContextLimitError(
@@ -159,10 +214,17 @@ class ContextStore:
 
     def file_info(self, path: str) -> dict[str, Any]:
         entry = self.source.lookup(path)
-        lines = None
         if entry.size <= self.limits.max_file_bytes:
             data = self._content(entry)
-            lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+            lines: int | None = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+        elif entry.size <= MAX_COUNTED_BYTES:  # counted in pieces, never loaded whole
+            lines, last = 0, b""
+            for _line, piece in self._chunks(entry):
+                lines += piece.count(b"\n")
+                last = piece
+            lines += 1 if last and not last.endswith(b"\n") else 0
+        else:
+            lines = None
         return {"path": entry.path, "size": entry.size, "lines": lines, "modified": entry.modified}
 
     def shape(self) -> ContextShape:
@@ -176,12 +238,28 @@ class ContextStore:
             "files_by_extension": extension_counts(e.path for e in entries),
         }
 
+    def _grep_file(
+        self, entry: FileEntry, compiled: Any, whole: Any | None, deadline: float
+    ) -> Iterator[tuple[int, str]]:
+        """(line number, line) of the file's matching lines: small files whole, through the cache;
+        larger ones in pieces ending at line breaks, with bounded memory."""
+        if entry.size <= self.limits.max_file_bytes:
+            yield from _matching_lines(
+                self._content(entry).decode("utf-8", "replace"), compiled, whole, deadline
+            )
+            return
+        for first, piece in self._chunks(entry):
+            text = piece.decode("utf-8", "replace")
+            for number, line in _matching_lines(text, compiled, whole, deadline):
+                yield first + number - 1, line
+
     def grep(self, pattern: str, glob: str = "", max_matches: int = 0) -> tuple[list[GrepMatch], bool]:
         """Lines matching `pattern`, in path then line order; True when a cap cut the list short.
 
         `max_matches` 0 means the default (1000); it is capped by the limits. Files over the size limit
-        are skipped. The lines returned count against the run's read budget (the scanning does not),
-        and one response holds at most MAX_GREP_RESPONSE_BYTES of them.
+        for one read are searched in pieces (a line longer than a piece is searched in parts). The lines
+        returned count against the run's read budget (the scanning does not), and one response holds
+        at most MAX_GREP_RESPONSE_BYTES of them.
         """
         compiled = _compile(pattern)
         whole = _compile(pattern, multiline=True) if _line_local(pattern) else None
@@ -195,11 +273,7 @@ class ContextStore:
         truncated = False
         try:
             for path in candidates:
-                entry = self.source.lookup(path)
-                if entry.size > self.limits.max_file_bytes:
-                    continue
-                text = self._content(entry).decode("utf-8", "replace")
-                for number, line in _matching_lines(text, compiled, whole, deadline):
+                for number, line in self._grep_file(self.source.lookup(path), compiled, whole, deadline):
                     kept = line[:MAX_LINE_CHARS]
                     cost = len(kept.encode("utf-8")) + len(path)
                     if len(matches) == cap or size + cost > room:

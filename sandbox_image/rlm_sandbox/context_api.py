@@ -73,14 +73,17 @@ class LocalReader:
         normal = self._check(path)
         if offset < 0 or (length is not None and length < 0):
             raise ValueError("offset and length must not be negative")
+        # A name the mount does not show as given (not UTF-8 on disk) or a file the sandbox's user may
+        # not read raises OSError here: the caller then asks the host, which serves every indexed file.
         fd = os.open(f"{self._root}/{normal}", os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         try:
             size = os.fstat(fd).st_size
-            if size > self._max_file_bytes:
-                raise LimitExceededError(
-                    f"read_file(): {path!r} is {size} bytes, over the {self._max_file_bytes}-byte file limit"
-                )
             want = max(0, size - offset) if length is None else min(length, max(0, size - offset))
+            if want > self._max_file_bytes:
+                raise LimitExceededError(
+                    f"read_file(): reading {want:,} bytes of {path!r} ({size:,} bytes) is over the "
+                    f"{self._max_file_bytes:,}-byte limit for one read: pass offset and length"
+                )
             if self.bytes_read + want > self.budget:
                 raise LimitExceededError(
                     f"read_file(): reading {path!r} would pass the run's read budget "

@@ -79,9 +79,11 @@ class HostAPI:
     def read_file(self, path: str, offset: int = 0, length: int | None = None) -> str:
         """The file's text (UTF-8, undecodable bytes replaced); offset and length count bytes."""
         if self.local is not None:
-            return self.local.read(path, int(offset), None if length is None else int(length)).decode(
-                "utf-8", "replace"
-            )
+            try:
+                data = self.local.read(path, int(offset), None if length is None else int(length))
+                return data.decode("utf-8", "replace")
+            except OSError:
+                pass  # not on the mount under that name, or not readable by this user: the host serves it
         request = pb.ReadFileRequest(
             path=_text("path", path), offset=int(offset), length=-1 if length is None else int(length)
         )
