@@ -15,6 +15,7 @@ class RunStatus(enum.StrEnum):
     MAX_SUBCALLS = "max_subcalls"  # a sub-call was refused at the limit; the run ended at its next turn
     MAX_TOKENS = "max_tokens"
     DEADLINE = "deadline"
+    STALLED = "stalled"  # the model wrote replies with no code and no final answer, several in a row
     LLM_ERROR = "llm_error"  # the model endpoint failed after retries, or refused the request
     SANDBOX_ERROR = "sandbox_error"  # the engine, the image or the seccomp profile was unavailable
     CANCELLED = "cancelled"  # the caller cancelled it

@@ -339,3 +339,21 @@ async def test_a_socket_root_too_long_for_unix_sockets_is_a_clear_error(tmp_path
     with pytest.raises(EngineUnavailableError, match="socket_root"):
         await backend.open_channel("abc")
     assert list(deep.iterdir()) == []
+
+
+async def test_replies_without_code_end_the_run_as_stalled(tmp_path: Path, context_dir: Path) -> None:
+    """Three replies in a row with neither code nor FINAL end the run: no prose passes for an answer."""
+    script = _turns("I think the answer is in the logs.", "Let me think.", "Probably 42.", repl("FINAL(1)"))
+    async with _orch(tmp_path, script) as orch:
+        result = await orch.run(context=context_dir, query="q")
+    assert (result.status, result.answer) == (RunStatus.STALLED, None)
+    assert "no code" in (result.trajectory.error or "") and result.metadata.iterations == 3
+
+
+async def test_prose_at_the_iteration_limit_is_no_answer(tmp_path: Path, context_dir: Path) -> None:
+    """Asked for its answer at the limit, a model that writes prose (or code fences) gives no answer."""
+    script = _turns(repl("print(1)"), repl("print(2)"), "```\nFINAL(answer)\n```")
+    async with _orch(tmp_path, script, run={"max_iterations": 2}) as orch:
+        result = await orch.run(context=context_dir, query="q")
+    assert (result.status, result.answer) == (RunStatus.MAX_ITERATIONS, None)
+    assert "no final answer" in (result.trajectory.error or "")

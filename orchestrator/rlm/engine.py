@@ -62,6 +62,7 @@ from .records import (
 from .trajectory import CellRecord, IterationRecord, RunMetadata, SubCallRecord, Trajectory
 
 Emit = Callable[[Event], None]
+MAX_IDLE_REPLIES = 3  # replies in a row without code or a final answer end the run as stalled
 
 
 @dataclass
@@ -218,6 +219,12 @@ class Run:
             RunStatus.MAX_SUBCALLS: f"the run's limit of {c.max_subcalls} sub-calls was reached",
             RunStatus.MAX_TOKENS: f"the run's limit of {c.max_tokens:,} tokens was reached",
             RunStatus.DEADLINE: f"the run's {c.deadline_s:g} s deadline passed",
+            RunStatus.MAX_ITERATIONS: (
+                f"no final answer after {c.max_iterations} iterations (asked for one at the limit)"
+            ),
+            RunStatus.STALLED: (
+                f"the model wrote {MAX_IDLE_REPLIES} replies in a row with no code and no FINAL(...)"
+            ),
         }.get(status, f"the run ended: {status.value}")
 
     async def _iterate(self, query: str, level: _Level, model: str) -> tuple[str | None, RunStatus]:
@@ -226,6 +233,7 @@ class Run:
             shape, depth=level.depth, max_depth=self.config.max_depth, max_output=self.config.max_output_chars
         )
         messages = [Message("system", system), Message("user", prompts.query_message(query))]
+        idle = 0  # replies in a row with neither code nor a final answer
         for index in range(1, self.config.max_iterations + 1):
             reason = self.budget.exhausted()
             if reason is not None:
@@ -236,13 +244,17 @@ class Run:
             results, answer = await self._answer(reply, level)
             if answer is not None:
                 return answer, RunStatus.COMPLETED
+            idle = 0 if results else idle + 1
+            if idle >= MAX_IDLE_REPLIES:
+                return None, RunStatus.STALLED
             feedback = (
                 prompts.cell_feedback(results, self.config.max_output_chars) if results else prompts.NO_CODE
             )
             messages.append(Message("user", feedback))
+        # At the limit the model is asked once for its answer; prose without FINAL is no answer.
         forced = await self._ask([*messages, Message("user", prompts.FORCE_FINAL)], model, level)
         _results, answer = await self._answer(forced, level)
-        return (answer if answer is not None else forced.strip()), RunStatus.MAX_ITERATIONS
+        return answer, RunStatus.MAX_ITERATIONS
 
     async def _ask(self, messages: list[Message], model: str, level: _Level) -> str:
         on_text = (lambda piece: self.emit(ModelText(piece, level.depth))) if self.stream else None
