@@ -5,8 +5,11 @@
      |    +-- ContextPathError     a path outside the context root, or not a regular readable file
      |    +-- PatternError         a regular expression or glob that cannot be used (or ran too long)
      |    +-- ConfigError          a refused settings file or value (unreadable, bad TOML, unknown key)
+     |    +-- UploadError          a refused uploaded archive (a link, an escaping name, a bomb, corrupt)
      +-- ContextLimitError         a per-run context limit (file size, bytes read) was reached
      +-- RunLimitError             a per-run RLM limit (sub-calls, tokens, depth, deadline) was reached
+     +-- QuotaError                a tenant's quota (.quota names it, e.g. "context_bytes") would be exceeded
+     +-- NotFoundError             no such object for this caller (a missing one and another tenant's alike)
      +-- LLMError                  the model endpoint failed (after retries) or refused the request
      +-- EngineUnavailableError    the Docker engine cannot be reached, or the image is missing
      +-- StoreError                the run store (SQLite or PostgreSQL) failed: unreachable, refused, corrupt
@@ -57,12 +60,32 @@ class ConfigError(InvalidInputError):
     """A refused setting; the message names the dotted key and the file (or variable) it came from."""
 
 
+class UploadError(InvalidInputError):
+    """A refused uploaded archive; `.entry` names the entry to blame (as the archive spells it), if any."""
+
+    def __init__(self, message: str, *, entry: str | None = None) -> None:
+        super().__init__(message if entry is None else f"{message}: {entry[:200]!r}")
+        self.entry = entry
+
+
 class ContextLimitError(RLMError):
     """A per-run context limit (file size, bytes read) was reached."""
 
 
 class RunLimitError(RLMError):
     """A per-run RLM limit (sub-calls, tokens, depth, deadline) was reached."""
+
+
+class QuotaError(RLMError):
+    """A tenant's quota would be exceeded; `.quota` names it (e.g. "context_bytes")."""
+
+    def __init__(self, message: str, *, quota: str) -> None:
+        super().__init__(message)
+        self.quota = quota
+
+
+class NotFoundError(RLMError):
+    """No such object for this caller: a missing one and another tenant's get the same error."""
 
 
 class LLMError(RLMError):
@@ -120,10 +143,13 @@ WIRE: dict[type[RLMError], tuple[str, str]] = {
     RLMError: ("INTERNAL", "HostCallError"),
     InvalidInputError: ("INVALID_ARGUMENT", "HostCallError"),
     ConfigError: ("INVALID_ARGUMENT", "HostCallError"),
+    UploadError: ("INVALID_ARGUMENT", "HostCallError"),
     ContextPathError: ("INVALID_ARGUMENT", "ContextPathError"),
     PatternError: ("INVALID_ARGUMENT", "PatternError"),
     ContextLimitError: ("RESOURCE_EXHAUSTED", "LimitExceededError"),
     RunLimitError: ("RESOURCE_EXHAUSTED", "LimitExceededError"),
+    QuotaError: ("RESOURCE_EXHAUSTED", "LimitExceededError"),
+    NotFoundError: ("NOT_FOUND", "HostCallError"),
     LLMError: ("UNAVAILABLE", "HostCallError"),
     EngineUnavailableError: ("UNAVAILABLE", "HostCallError"),
     StoreError: ("UNAVAILABLE", "HostCallError"),
