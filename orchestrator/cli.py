@@ -28,6 +28,7 @@ from typing import Any, NoReturn, TextIO
 
 from .core import Orchestrator
 from .errors import InvalidInputError, RLMError
+from .local_model_cli import add_local_model_parser, local_model_main
 from .run_cli import run_main, with_flags
 from .sandbox import CellError, CellResult, CellStatus
 from .settings import Settings, load_settings
@@ -80,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--image", default=None, help="sandbox image; default: sandbox.image")
     run.add_argument("--json", action="store_true", help="print one JSON object with the result")
     _add_run_parser(sub)
+    add_local_model_parser(sub)
     source = run.add_mutually_exclusive_group()
     source.add_argument("--code", help="the code to run")
     source.add_argument("--file", metavar="PATH", help="a file holding the code to run")
@@ -168,6 +170,8 @@ def _print_result(result: CellResult, out: TextIO, err: TextIO) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "local-model":
+        return local_model_main(args)
     if args.command == "run":
         return _guarded(args, lambda: run_main(args, load_settings(args.config, os.environ)))
     return _guarded(args, lambda: _exec_main(args))
