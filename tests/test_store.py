@@ -471,7 +471,8 @@ async def test_tokens_per_day_sum_exactly_under_concurrency(storage: StorageSett
 
 async def test_migrations_build_the_schema_and_run_once(storage: StorageSettings) -> None:
     """The migrated schema is the metadata's (Alembic finds no difference); opening again, and opening
-    twice at once on a fresh database, migrate nothing and lose nothing."""
+    twice at once on a fresh database, migrate nothing and lose nothing; a schema newer than the code
+    is refused."""
     one, two = open_store(storage), open_store(storage)
     await asyncio.gather(one.open(), two.open())
     await _add_run(one, "kept", "acme", 1.0, RunStatus.COMPLETED)
@@ -485,8 +486,14 @@ async def test_migrations_build_the_schema_and_run_once(storage: StorageSettings
             assert context.get_current_revision() == head_revision()
             assert compare_metadata(context, schema_metadata) == []
             assert conn.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = 'f00d'"))  # a newer schema
+            conn.commit()
     finally:
         engine.dispose()
+    newer = open_store(storage)
+    with pytest.raises(StoreError, match="revision 'f00d', which this version does not know"):
+        await newer.open()
+    await newer.aclose()
 
 
 # --- files, life cycle, unreachable databases ---------------------------------------------------------
@@ -555,10 +562,11 @@ async def test_an_unusable_sqlite_path_is_a_store_error(tmp_path: Path) -> None:
 
 
 def test_database_urls() -> None:
-    """Empty: SQLite in data_dir; postgres(ql):// goes to psycopg 3; other URLs are refused."""
+    """Empty: SQLite in data_dir; postgres(ql):// goes to psycopg 3; a SQLite URL needs an absolute path."""
     assert str(database_url(StorageSettings(data_dir="/srv/rlm"))) == "sqlite:////srv/rlm/runs.db"
     pg = database_url(StorageSettings(database_url="postgres://u:p@db:5433/runs"))
     assert pg.drivername == "postgresql+psycopg" and (pg.host, pg.port, pg.database) == ("db", 5433, "runs")
     assert database_url(StorageSettings(database_url="sqlite:////x/y.db")).database == "/x/y.db"
-    with pytest.raises(StoreError, match="file path"):
-        database_url(StorageSettings(database_url="sqlite://"))
+    for relative in ("sqlite://", "sqlite:///:memory:", "sqlite:///runs.db"):
+        with pytest.raises(StoreError, match="absolute file path"):
+            database_url(StorageSettings(database_url=relative))

@@ -144,11 +144,12 @@ def database_url(settings: StorageSettings) -> sa.URL:
         raise StoreError("storage.database_url is not a URL SQLAlchemy can read") from None
     backend = url.get_backend_name()
     if backend == "sqlite":
-        if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
+        path = os.path.expanduser(url.database or "")
+        if not os.path.isabs(path):
             raise StoreError(
-                "storage.database_url: a SQLite store needs a file path (sqlite:////abs/path.db)"
+                "storage.database_url: a SQLite store needs an absolute file path (sqlite:////abs/path.db)"
             )
-        return url.set(drivername="sqlite")
+        return url.set(drivername="sqlite", database=path)
     if backend in ("postgresql", "postgres"):
         return url.set(drivername="postgresql+psycopg")
     raise StoreError(f"storage.database_url: unsupported database {backend!r} (sqlite or postgresql)")
@@ -360,7 +361,7 @@ class SqlRunStore:
             raise StoreError(message) from (None if leaks else exc)
 
     def _scrub(self, text: str) -> str:
-        if self._password:
+        if self._password and len(self._password) >= 4:  # a shorter one would garble the message
             text = text.replace(self._password, "***")
         return text
 
@@ -403,7 +404,7 @@ class SqlRunStore:
 
     def _close_sync(self) -> None:
         self._writer.shutdown(wait=True)  # the writes already made complete first
-        self._readers.shutdown(wait=True, cancel_futures=True)
+        self._readers.shutdown(wait=True)  # and the reads (short) answer their callers
         self._engine.dispose()
 
     def _write_sync(self, record: Record) -> None:
