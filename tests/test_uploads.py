@@ -185,6 +185,21 @@ def test_a_non_utf8_path_component_in_a_directory_is_refused(tmp_path: Path) -> 
     refuse(tmp_path, data, match="not valid UTF-8")
 
 
+@pytest.mark.parametrize("format", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT], ids=["pax", "gnu"])
+def test_long_names_are_checked_in_every_format(tmp_path: Path, format: int) -> None:
+    """A name too long for the header (a pax path or a GNU long name) is what is checked, not the stub."""
+    name = "d" * 120 + "/../../" + "e" * 10
+    data = archive([member(name, b"x")], format=format)
+    assert name.encode() not in data[:100]  # the header holds a stub; the real name is in the record
+    refuse(tmp_path, data, match=r"'\.\.' in a name is refused")
+
+
+def test_a_pax_path_overrides_a_harmless_header_name(tmp_path: Path) -> None:
+    """The pax path is the entry's name: a harmless name in the header does not hide an absolute one."""
+    data = archive([member("harmless.txt", b"x", pax_headers={"path": "/etc/cron.d/evil"})])
+    refuse(tmp_path, data, match="absolute names are refused: .*'/etc/cron.d/evil'")
+
+
 def test_more_entries_than_the_limit_are_refused(tmp_path: Path) -> None:
     """The max_files+1-th entry (files and directories, implied parents too) is refused."""
     limits = UploadLimits(max_files=3)
@@ -401,6 +416,24 @@ def test_ustar_prefix_names_and_multi_member_gzip(tmp_path: Path) -> None:
     two = gzip.compress(data[:700]) + gzip.compress(data[700:])
     receive(tmp_path / "ctx", chunks(two, 97), quota_bytes=100)
     assert (tmp_path / "ctx" / ("p" * 120) / "file.txt").read_bytes() == b"prefixed"
+
+
+def test_a_global_pax_header_is_ignored_unless_it_names_paths(tmp_path: Path) -> None:
+    """A pax global header (git archive writes one) is ignored; one setting a path or size is refused."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", pax_headers={"comment": "0123abcd"}) as tar:
+        tar.addfile(tarfile.TarInfo("f"))
+    assert receive(tmp_path / "ctx", [buf.getvalue()], quota_bytes=0).files == 1
+    for key in ("path", "size"):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", pax_headers={key: "7"}) as tar:
+            tar.addfile(tarfile.TarInfo("f"))
+        (tmp_path / key).mkdir()
+        refuse(tmp_path / key, buf.getvalue(), match=f"a global pax header setting '{key}' is refused")
+    empty = io.BytesIO()
+    with tarfile.open(fileobj=empty, mode="w", pax_headers={"comment": "empty repository"}):
+        pass
+    assert receive(tmp_path / "empty", [empty.getvalue()], quota_bytes=0).files == 0
 
 
 def test_modes_are_normalised_and_times_ignored(tmp_path: Path) -> None:

@@ -205,6 +205,7 @@ class TarReceiver:
         self._meta_bytes = 0
         self._pax: dict[str, str] | None = None
         self._longname: str | None = None
+        self._longlink = False
         self._entry = ""  # the name of the file being written, for messages
         self._trailing = 0
         self._made: dict[bytes, int] = {}  # path digest -> _FILE / _IMPLICIT_DIR / _DIR
@@ -388,7 +389,7 @@ class TarReceiver:
     def _header(self, block: bytes) -> None:
         at = self._header_at
         if block == _ZERO_BLOCK:
-            if self._pax is not None or self._longname is not None or self._meta_bytes:
+            if self._pax is not None or self._longname is not None or self._longlink:
                 raise UploadError("the archive is corrupt: an extended header with no entry after it")
             self._state = _END if self._state == _ZERO else _ZERO
             return
@@ -426,7 +427,7 @@ class TarReceiver:
             if not _PAX_LENGTH.fullmatch(pax["size"].encode("utf-8", "surrogateescape")):
                 raise UploadError("the archive is corrupt: a pax size that is not a number", entry=name)
             size = int(pax["size"])
-        self._pax, self._longname, self._meta_bytes = None, None, 0
+        self._pax, self._longname, self._longlink, self._meta_bytes = None, None, False, 0
         if kind in _REFUSED_TYPES:
             raise UploadError(_REFUSED_TYPES[kind], entry=name)
         if any(key.startswith("GNU.sparse.") for key in pax):
@@ -452,7 +453,7 @@ class TarReceiver:
                 raise UploadError("the archive is corrupt: two GNU long names for one entry")
             self._longname = record.split(b"\x00", 1)[0].decode("utf-8", "surrogateescape")
         elif kind == tarfile.GNUTYPE_LONGLINK:
-            pass  # a link target: the entry it belongs to is a link, refused by its type
+            self._longlink = True  # a link target: the entry it belongs to is a link, refused by its type
         elif kind == tarfile.XHDTYPE:
             if self._pax is not None:
                 raise UploadError("the archive is corrupt: two pax headers for one entry")
