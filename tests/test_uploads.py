@@ -87,8 +87,10 @@ def refuse(
             receiver.feed(piece)
         receiver.finish()
     assert os.listdir(tmp_path) == [], os.listdir(tmp_path)
-    with pytest.raises(type(caught.value)):  # refused once, refused for good
+    receiver.abort()
+    with pytest.raises(type(caught.value)) as again:  # refused once, refused for good, for the same reason
         receiver.feed(b"more")
+    assert again.value is caught.value
     return caught.value
 
 

@@ -231,7 +231,7 @@ class TarReceiver:
     def abort(self) -> None:
         """Remove everything written; the receiver refuses further use. Safe twice, and after finish."""
         with self._lock:
-            if not self._done:
+            if not self._done and self._error is None:  # a refused upload keeps its own error
                 self._fail(UploadError("the upload was aborted"))
 
     @property
