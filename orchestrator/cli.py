@@ -18,14 +18,22 @@ stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from . import __version__
+from .cli_common import (
+    ENVIRONMENT_HELP,
+    EXIT_FAILED,
+    EXIT_HELP,
+    EXIT_INVALID,
+    EXIT_OK,
+    guarded,
+    run_until_signalled,
+)
 from .core import Orchestrator
 from .errors import InvalidInputError, RLMError
 from .local_model_cli import add_local_model_parser, local_model_main
@@ -34,7 +42,7 @@ from .sandbox import CellError, CellResult, CellStatus
 from .settings import Settings, load_settings
 from .terminal import neutralise
 
-EXIT_OK, EXIT_CELL_FAILED, EXIT_INVALID, EXIT_UNAVAILABLE = 0, 1, 2, 3
+EXIT_CELL_FAILED = EXIT_FAILED
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,9 +51,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="rlm", description="Recursive Language Models in hardened sandboxes.")
+    parser = _Parser(
+        prog="rlm",
+        description="Recursive Language Models in hardened sandboxes.",
+        epilog=ENVIRONMENT_HELP + "\n" + EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"rlm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    run = sub.add_parser("exec", help="run Python code in a fresh sandbox over a context directory")
+    run = sub.add_parser(
+        "exec",
+        help="run Python code in a fresh sandbox over a context directory",
+        epilog=ENVIRONMENT_HELP + "\n" + EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument(
         "--context", required=True, metavar="DIR", help="directory mounted read-only at /context"
     )
@@ -98,8 +117,25 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+_RUN_LIMIT_FLAGS = [
+    ("--request-timeout", float, "S", "per model request (endpoints.*.request_timeout_s, 120)"),
+    ("--retries", int, "N", "per model request (endpoints.*.max_retries, 3)"),
+    ("--memory", str, "SIZE", "per sandbox, e.g. 1g (sandbox.limits.memory_bytes, 512m)"),
+    ("--cpus", float, "N", "per sandbox (sandbox.limits.cpus, 1)"),
+    ("--cell-timeout", float, "S", "wall clock per cell (sandbox.limits.cell_timeout_s, 60)"),
+    ("--max-subcalls", int, "N", "llm_query / rlm_query calls (run.max_subcalls, 500)"),
+    ("--max-tokens", int, "N", "prompt + completion tokens (run.max_tokens, 5,000,000)"),
+    ("--deadline", float, "S", "for the whole run (run.deadline_s, 3600)"),
+]
+
+
 def _add_run_parser(sub: Any) -> None:
-    rlm = sub.add_parser("run", help="answer a query over a context with a Recursive Language Model")
+    rlm = sub.add_parser(
+        "run",
+        help="answer a query over a context with a Recursive Language Model",
+        epilog=ENVIRONMENT_HELP + "\n" + EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     rlm.add_argument("--context", required=True, metavar="DIR", help="the directory the model explores")
     rlm.add_argument("--query", required=True, help="the question")
     add_config_argument(rlm)
@@ -123,7 +159,15 @@ def _add_run_parser(sub: Any) -> None:
         "--json", action="store_true", help="print one object: answer, status, metadata, trajectory"
     )
     rlm.add_argument("--stream", action="store_true", help="show the model's text and the cells as they run")
-    rlm.add_argument("--trajectory", metavar="FILE", help="write the full trajectory (JSON) to FILE")
+    rlm.add_argument(
+        "--trajectory",
+        metavar="FILE",
+        help="write the full trajectory (JSON) to FILE; checked writable before the run, and written "
+        "(partial) when the run is stopped",
+    )
+    limits = rlm.add_argument_group("limits (each default: the setting named, and its built-in value)")
+    for flag, kind, metavar, text in _RUN_LIMIT_FLAGS:
+        limits.add_argument(flag, type=kind, metavar=metavar, help=text)
 
 
 def _read_code(args: argparse.Namespace, stdin: TextIO) -> str:
@@ -173,48 +217,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "local-model":
         return local_model_main(args)
     if args.command == "run":
-        return _guarded(args, lambda: run_main(args, load_settings(args.config, os.environ)))
-    return _guarded(args, lambda: _exec_main(args))
+        return guarded(lambda: run_main(args, load_settings(args.config, os.environ)))
+    return guarded(lambda: _exec_main(args))
 
 
 def _exec_main(args: argparse.Namespace) -> int:
     try:
         settings = with_flags(load_settings(args.config, os.environ), args)
         code = _read_code(args, sys.stdin)
-        result = asyncio.run(_exec(args, code, settings))
-    except InvalidInputError as exc:
+        result = run_until_signalled(lambda: _exec(args, code, settings))
+    except RLMError as exc:  # refused input, or no engine: --json still prints one object
         if args.json:
-            invalid = CellResult(CellStatus.INVALID, error=CellError("InvalidInput", exc.message))
-            print(json.dumps(invalid.to_json()))
+            invalid = isinstance(exc, InvalidInputError)
+            status = CellStatus.INVALID if invalid else CellStatus.UNAVAILABLE
+            kind = "InvalidInput" if invalid else type(exc).__name__
+            print(json.dumps(CellResult(status, error=CellError(kind, exc.message)).to_json()))
         raise
     if args.json:
         print(json.dumps(result.to_json()))
     else:
         _print_result(result, sys.stdout, sys.stderr)
     return EXIT_OK if result.ok else EXIT_CELL_FAILED
-
-
-def _guarded(args: argparse.Namespace, body: Callable[[], int]) -> int:
-    """Every error is one line on stderr with its exit status; a traceback only with RLM_DEBUG=1."""
-    try:
-        return body()
-    except InvalidInputError as exc:
-        print(f"rlm: {exc.message}", file=sys.stderr)
-        return EXIT_INVALID
-    except RLMError as exc:
-        print(f"rlm: {exc.message}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    except KeyboardInterrupt:
-        print("rlm: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a bug of ours: still one line, with the way to see more
-        if os.environ.get("RLM_DEBUG"):
-            raise
-        print(
-            f"rlm: internal error: {type(exc).__name__}: {exc} (RLM_DEBUG=1 shows the traceback)",
-            file=sys.stderr,
-        )
-        return EXIT_UNAVAILABLE
 
 
 if __name__ == "__main__":

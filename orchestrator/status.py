@@ -38,6 +38,7 @@ class CellStatus(enum.StrEnum):
     OOM = "oom"  # the sandbox ran out of memory and the kernel killed it
     KILLED = "killed"  # the sandbox died for another reason (exit, signal, pids) mid-cell
     INVALID = "invalid"  # the input was refused before anything ran
+    UNAVAILABLE = "unavailable"  # no sandbox could be had: the engine, image or seccomp profile is missing
 
     @property
     def sandbox_died(self) -> bool:

@@ -26,6 +26,7 @@ class RLMResult:
             "run_id": self.run_id,
             "answer": self.answer,
             "status": self.status.value,
+            "error": self.trajectory.error,
             "metadata": data["metadata"],
             "trajectory": data,
         }

@@ -69,7 +69,8 @@ class SandboxBackend(Protocol):
         ...
 
     def validate(self, runtime: Runtime, limits: SandboxLimits) -> None:
-        """Refuse (InvalidInputError) limits this engine cannot honour under this runtime."""
+        """Refuse (InvalidInputError) limits this engine cannot honour under this runtime (called after
+        check() for that runtime)."""
         ...
 
     async def open_channel(self, sandbox_id: str) -> CallbackChannel:

@@ -138,6 +138,8 @@ class DockerBackend:
         self._allow_weak_host = allow_weak_host
         self._call_timeout_s = call_timeout_s
         self._seccomp: str | None = None
+        self._ncpu: int | None = None  # the engine's machine, read by check()
+        self._mem_total: int | None = None
         self._client: docker.DockerClient | None = None  # made on first use: no I/O in __init__
         # `wait` calls block for as long as a container lives: their own threads, off the shared pool.
         self._waits: ThreadPoolExecutor | None = None
@@ -157,7 +159,7 @@ class DockerBackend:
             try:
                 self._client = docker.DockerClient(base_url=self._base_url, timeout=self._call_timeout_s)
             except docker.errors.DockerException as exc:
-                raise EngineUnavailableError(_engine_message(exc)) from exc
+                raise EngineUnavailableError(_engine_message(exc, self._base_url)) from exc
         return self._client
 
     async def _run(
@@ -176,7 +178,7 @@ class DockerBackend:
             )
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             # What the call did not translate itself: the engine went away or answered nonsense.
-            raise EngineUnavailableError(_engine_message(exc)) from exc
+            raise EngineUnavailableError(_engine_message(exc, self._base_url)) from exc
         except TimeoutError as exc:
             raise EngineUnavailableError(
                 f"the Docker engine did not answer within {timeout_s or self._call_timeout_s:.0f} s"
@@ -189,6 +191,15 @@ class DockerBackend:
         await self._check_engine(image, runtime.value)
 
     def validate(self, runtime: Runtime, limits: SandboxLimits) -> None:
+        """Refuse what this engine cannot give, naming the machine's limit (known once checked)."""
+        if self._ncpu is not None and limits.cpus > self._ncpu:
+            raise InvalidInputError(
+                f"cpus {limits.cpus:g} is more than this machine's {self._ncpu} CPUs (ask for at most that)"
+            )
+        if self._mem_total is not None and limits.memory_bytes > self._mem_total:
+            raise InvalidInputError(
+                f"memory {limits.memory_bytes:,} bytes is more than this machine's {self._mem_total:,}"
+            )
         if runtime is Runtime.RUNSC and limits.pids < RUNSC_MIN_PIDS:
             raise InvalidInputError(
                 f"runsc needs a pids limit of at least {RUNSC_MIN_PIDS} "
@@ -244,10 +255,12 @@ class DockerBackend:
                     f"sandbox image {image!r} is not built: run `make setup`"
                 ) from exc
             except docker.errors.DockerException as exc:
-                raise EngineUnavailableError(_engine_message(exc)) from exc
+                raise EngineUnavailableError(_engine_message(exc, self._base_url)) from exc
             return dict(info)
 
         info = await self._run(probe)
+        self._ncpu = int(info.get("NCPU") or 0) or None
+        self._mem_total = int(info.get("MemTotal") or 0) or None
         if runtime not in (info.get("Runtimes") or {}):
             raise InvalidInputError(f"runtime {runtime!r} is not registered with dockerd: run `make setup`")
         facts = await self._run(self._host_facts, info)
@@ -380,7 +393,7 @@ class DockerBackend:
             try:
                 found = self._docker().api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"})
             except docker.errors.DockerException as exc:
-                raise EngineUnavailableError(_engine_message(exc)) from exc
+                raise EngineUnavailableError(_engine_message(exc, self._base_url)) from exc
             return [_managed(c) for c in found]
 
         return await self._run(listing)
@@ -439,5 +452,9 @@ def _short(exc: BaseException) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
-def _engine_message(exc: BaseException) -> str:
-    return f"the Docker engine is not reachable ({_short(exc)}): is dockerd running? `make setup` starts it"
+def _engine_message(exc: BaseException, url: str = "") -> str:
+    where = f" at {url}" if url else ""
+    return (
+        f"the Docker engine{where} is not reachable ({_short(exc)}): is dockerd running? `make setup` starts "
+        "it; another engine is chosen with DOCKER_HOST or sandbox.docker_url"
+    )

@@ -180,8 +180,8 @@ class SandboxManager:
         _check_tenant(tenant)
         rt = Runtime.parse(runtime) if isinstance(runtime, str) else runtime or self.config.runtime
         limits = limits or self.config.limits
+        await self._check(rt)  # first: the backend learns the machine's limits there
         self._backend.validate(rt, limits)
-        await self._check(rt)
         sandbox_id = secrets.token_hex(6)
         spec = SandboxSpec(
             sandbox_id=sandbox_id,
