@@ -36,6 +36,8 @@ def normalise(path: str) -> str:
         else:
             parts.append(part)
     return "/".join(parts)
+
+
 MAX_COMPONENT_BYTES = 255
 MAX_SYMLINK_HOPS = 40
 
