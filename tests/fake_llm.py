@@ -37,6 +37,7 @@ class Reply:
     cut_after_chars: int | None = None  # break the connection after this many characters of `text`
     body: str | bytes | None = None  # answer this raw body (with `status`) instead of a completion
     content_type: str = "text/plain"  # the raw body's content type
+    piece_delay_s: float = 0.0  # a streamed reply waits this long before each piece (a trickle)
 
 
 def usage_for(text: str) -> dict[str, int]:
@@ -152,6 +153,8 @@ class FakeLLM:
                     cut = reply.cut_after_chars
                     sent = 0
                     for piece in pieces(reply.text):
+                        if reply.piece_delay_s:
+                            time.sleep(reply.piece_delay_s)  # the server's pace, not test sync
                         if cut is not None:
                             piece = piece[: max(0, cut - sent)]
                             if not piece:

@@ -215,3 +215,19 @@ def test_a_closed_stdout_is_exit_141_and_leaves_nothing(
     assert proc.returncode == 141, err
     assert "Traceback" not in err
     assert _owned_by(docker_client, proc.pid) == []
+
+
+@pytest.mark.docker
+def test_a_reply_that_never_ends_is_bounded_by_the_request_timeout(
+    docker_client: docker.DockerClient, context_dir: Path
+) -> None:
+    """A stream that trickles forever ends at --request-timeout (no retry with --retries 0): llm_error,
+    a message naming the flag, and no sandbox left."""
+    slow = Reply("x" * 10_000, piece_delay_s=0.2)  # ~1,400 pieces at 0.2 s: minutes, if let run
+    with FakeLLM(lambda seen, i: slow) as fake:
+        args = ["run", "--context", str(context_dir), "--query", "q", "--stream", "--json"]
+        limits = ["--request-timeout", "2", "--retries", "0"]
+        result = _rlm(*args, *limits, env=_env(OPENAI_BASE_URL=fake.url), timeout=60)
+    assert result.returncode == 1, result.stderr
+    out = json.loads(result.stdout)
+    assert out["status"] == "llm_error" and "--request-timeout" in out["error"]

@@ -14,6 +14,7 @@ without it and estimates usage, as it does for any server that sends none.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -55,6 +56,7 @@ class OpenAIProvider:
             base_url=base_url, api_key=api_key or "unset", timeout=request_timeout_s, max_retries=0
         )
         self._retry = retry or RetryPolicy()
+        self._timeout_s = request_timeout_s
         self._chat: Any = self._client.chat.completions  # typed loosely: payloads are built here
         self._stream_usage = True  # False once this endpoint refused stream_options
 
@@ -73,9 +75,19 @@ class OpenAIProvider:
         started = time.perf_counter()
 
         async def attempt(emit: OnText | None) -> tuple[str, Usage]:
-            if emit is None:
-                return await self._once(payload, model)
-            return await self._streamed(payload, model, emit)
+            # The SDK's timeout bounds each read; this bounds the whole reply, so a stream that trickles
+            # forever, or a server that never finishes, ends too.
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    if emit is None:
+                        return await self._once(payload, model)
+                    return await self._streamed(payload, model, emit)
+            except TimeoutError:
+                raise LLMError(
+                    f"the model endpoint did not finish its reply within {self._timeout_s:g} s "
+                    "(the request timeout: --request-timeout, endpoints.*.request_timeout_s)",
+                    retryable=True,
+                ) from None
 
         text, usage, attempts = await complete_with_retries(attempt, self._retry, on_text, on_reset)
         return Completion(text, usage, model, time.perf_counter() - started, attempts)
