@@ -4,9 +4,10 @@
     open_sandbox(dir, config=settings.sandbox, context_limits=settings.context)
 
 The file is TOML; its tables mirror the tree (`[sandbox]`, `[sandbox.limits]`, `[context]`, `[run]`,
-`[run.prices]`, `[endpoints.NAME]`, `[storage]`, `[server]`) and docs/config.example.toml lists every
-key with its default. The loader walks the dataclasses' fields and type hints, so a field added to a
-settings dataclass is a key of the file with nothing more to write. Every value is checked when
+`[run.prices]`, `[endpoints.NAME]`, `[storage]`, `[server]`, `[tenants.NAME]` with its
+`[tenants.NAME.quotas]`) and docs/config.example.toml lists every key with its default. The loader
+walks the dataclasses' fields and type hints, so a field added to a settings dataclass is a key of the
+file with nothing more to write. Every value is checked when
 loaded; every refusal is a ConfigError naming the dotted key and the file.
 
 Only `load_settings` reads the environment, and only from the mapping it is given (the entry points
@@ -29,6 +30,7 @@ from typing import Any
 
 from .config import ContextLimits, LLMEndpoint, RLMConfig, SandboxConfig, parse_size
 from .errors import ConfigError, InvalidInputError
+from .server.tenants import Tenant, TenantKeys, parse_stored_digest
 
 DEFAULT_ENDPOINT = "default"
 DEFAULT_DATA_DIR = "~/.local/share/rlm"
@@ -73,13 +75,26 @@ class ServerSettings:
     max_message_bytes: int = 16 * 1024**2  # largest gRPC message received or sent
     drain_grace_s: float = 30.0  # on shutdown, how long running calls may take to finish
     session_idle_s: float = 600.0  # a session unused this long is closed
+    tls_cert: str = ""  # PEM certificate chain of the server; "": no TLS (with tls_key)
+    tls_key: str = ""  # PEM private key of tls_cert (a path: the key itself is never in the settings)
+    tls_client_ca: str = ""  # PEM CA bundle; set: every client must present a certificate it signed (mTLS)
+    allow_insecure_listen: bool = False  # listen on a non-loopback address without TLS (logged as a warning)
 
     def __post_init__(self) -> None:
         _check(_is_address(self.listen), f"listen must be host:port or unix:PATH, got {self.listen!r}")
         _check(
-            not self.metrics_listen or _is_address(self.metrics_listen),
-            f"metrics_listen must be empty (off), host:port or unix:PATH, got {self.metrics_listen!r}",
+            not self.metrics_listen or _is_host_port(self.metrics_listen),
+            f"metrics_listen must be empty (off) or host:port, got {self.metrics_listen!r}",
         )
+        _check(
+            bool(self.tls_cert) == bool(self.tls_key), "tls_cert and tls_key go together: set both or neither"
+        )
+        _check(
+            not self.tls_client_ca or bool(self.tls_cert), "tls_client_ca (mTLS) needs tls_cert and tls_key"
+        )
+        for key in ("tls_cert", "tls_key", "tls_client_ca"):
+            path = getattr(self, key)
+            _check(not path or os.path.isabs(path), f"{key} must be an absolute path, got {path!r}")
         _check(
             64 * 1024 <= self.max_message_bytes < 2**31,
             "max_message_bytes must be at least 64k and below 2g (gRPC's limit)",
@@ -98,11 +113,15 @@ class Settings:
     endpoints: tuple[LLMEndpoint, ...] = (LLMEndpoint(),)
     storage: StorageSettings = field(default_factory=StorageSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    tenants: tuple[Tenant, ...] = ()  # who may call `rlm serve`; none: nobody
 
     def __post_init__(self) -> None:
         _check(bool(self.endpoints), "at least one endpoint is needed")
         names = [e.name for e in self.endpoints]
         _check(len(set(names)) == len(names), f"endpoint names must be unique, got {names}")
+        tenants = [t.name for t in self.tenants]
+        _check(len(set(tenants)) == len(tenants), f"tenant names must be unique, got {tenants}")
+        TenantKeys(self.tenants)  # refuses a key listed under two tenants
 
     def endpoint_for(self, model: str) -> LLMEndpoint:
         """The first endpoint listing `model`, else the one named "default", else the first."""
@@ -128,6 +147,7 @@ def load_settings(path: str | os.PathLike[str] | None, environ: Mapping[str, str
         file = environ.get("RLM_CONFIG") or None
     table = _read_toml(file) if file is not None else {}
     settings = _build(Settings, table, "", file)
+    _check_server_files(settings.server, file)
     return _apply_environment(settings, environ)
 
 
@@ -282,30 +302,72 @@ def _read_prices(value: Any, dotted: str, file: str | None) -> tuple[tuple[str, 
     return tuple(prices)
 
 
-def _read_endpoints(value: Any, dotted: str, file: str | None) -> tuple[LLMEndpoint, ...]:
-    """`[endpoints.NAME]` tables, in the file's order; none: the one named "default"."""
-    if not isinstance(value, dict):
-        raise _expected("tables [endpoints.NAME]", value, dotted, file)
-    endpoints = []
-    for name, table in value.items():
-        key = f"{dotted}.{name}"
-        if not isinstance(table, dict):
-            raise _expected("a table", table, key, file)
-        endpoints.append(_build(LLMEndpoint, table, key + ".", file, fixed={"name": name}))
-    return tuple(endpoints) or (LLMEndpoint(),)
+def _named_tables(cls: type[Any], default: tuple[Any, ...]) -> Callable[[Any, str, str | None], Any]:
+    """A reader of `[KEY.NAME]` tables, one `cls` each named by its table, in the file's order."""
+
+    def read(value: Any, dotted: str, file: str | None) -> tuple[Any, ...]:
+        if not isinstance(value, dict):
+            raise _expected(f"tables [{dotted}.NAME]", value, dotted, file)
+        items = []
+        for name, table in value.items():
+            key = f"{dotted}.{name}"
+            if not isinstance(table, dict):
+                raise _expected("a table", table, key, file)
+            items.append(_build(cls, table, key + ".", file, fixed={"name": name}))
+        return tuple(items) or default
+
+    return read
+
+
+def _read_key_digests(value: Any, dotted: str, file: str | None) -> tuple[str, ...]:
+    """`keys = ["sha256:<hex>", ...]`: the digests of a tenant's API keys (never a key: not echoed)."""
+    if not isinstance(value, list):
+        raise _expected('an array of "sha256:<hex>" strings', value, dotted, file)
+    digests = []
+    for i, item in enumerate(value):
+        try:
+            digests.append(parse_stored_digest(item))
+        except InvalidInputError:
+            # The value is not shown: an operator may have pasted the key itself.
+            raise ConfigError(
+                f'{dotted}[{i}]: expected "sha256:<64 hex digits>", the hash `rlm tenants add` writes '
+                f"(the value is not shown: it may be a key){_in(file)}"
+            ) from None
+    return tuple(digests)
 
 
 # Fields whose key in the file differs from the field's name, read by a reader of their own, or never
 # taken from a file.
-_FILE_KEYS: dict[tuple[type, str], str] = {(RLMConfig, "prices_per_mtok"): "prices"}
+_FILE_KEYS: dict[tuple[type, str], str] = {
+    (RLMConfig, "prices_per_mtok"): "prices",
+    (Tenant, "key_sha256"): "keys",
+}
 _SPECIAL: dict[tuple[type, str], Callable[[Any, str, str | None], Any]] = {
     (RLMConfig, "prices_per_mtok"): _read_prices,
-    (Settings, "endpoints"): _read_endpoints,
+    (Settings, "endpoints"): _named_tables(LLMEndpoint, (LLMEndpoint(),)),
+    (Settings, "tenants"): _named_tables(Tenant, ()),
+    (Tenant, "key_sha256"): _read_key_digests,
 }
 _NOT_IN_FILE: dict[tuple[type, str], str] = {
     (LLMEndpoint, "name"): "it is the table's own name, [endpoints.NAME]",
+    (Tenant, "name"): "it is the table's own name, [tenants.NAME]",
     (LLMEndpoint, "api_key"): "an API key is read from the variable named by api_key_env, never from a file",
 }
+
+
+def _check_server_files(server: ServerSettings, file: str | None) -> None:
+    """The TLS files named exist, are readable and hold PEM: refused at load, not at the first call."""
+    for key in ("tls_cert", "tls_key", "tls_client_ca"):
+        path = getattr(server, key)
+        if not path:
+            continue
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(1024 * 1024)
+        except OSError as exc:
+            raise ConfigError(f"server.{key}: cannot read {path}: {exc.strerror or exc}{_in(file)}") from None
+        if b"-----BEGIN " not in head:
+            raise ConfigError(f"server.{key}: {path} is not a PEM file{_in(file)}")
 
 
 # --- the environment ------------------------------------------------------------------------------------
@@ -369,6 +431,10 @@ def _is_address(text: str) -> bool:
         return len(text) > len("unix:")
     host, sep, port = text.rpartition(":")
     return bool(sep and host and port.isdigit() and 1 <= int(port) <= 65535)
+
+
+def _is_host_port(text: str) -> bool:
+    return not text.startswith("unix:") and _is_address(text)
 
 
 def _check(ok: bool, message: str) -> None:

@@ -14,6 +14,7 @@ import pytest
 from orchestrator.config import LLMEndpoint, Runtime
 from orchestrator.errors import ConfigError, InvalidInputError
 from orchestrator.run_cli import with_flags
+from orchestrator.server.tenants import Tenant, TenantQuotas
 from orchestrator.settings import ENVIRONMENT, Settings, file_key, load_settings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -70,15 +71,14 @@ def _undocumented(cls: type, table: dict[str, Any], prefix: str, comments: str) 
     return missing
 
 
-def test_every_field_is_in_the_example_with_a_comment() -> None:
-    """Walking the tree, every field of every settings dataclass is a key of the example (or, if a file
-    may not set it, named in a comment), and every key line has a comment line just above it."""
-    import tomllib
+def _commented_tenant(text: str) -> str:
+    """The example's commented-out tenant ("# [tenants.acme]" to the end), uncommented."""
+    lines = text.splitlines()
+    start = lines.index("# [tenants.acme]")
+    return "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in lines[start:])
 
-    text = EXAMPLE.read_text()
-    comments = "\n".join(line for line in text.splitlines() if line.lstrip().startswith("#"))
-    missing = _undocumented(Settings, tomllib.loads(text), "", comments)
-    assert not missing, missing
+
+def _check_comment_above_each_key(text: str) -> None:
     previous = ""
     for line in text.splitlines():
         stripped = line.strip()
@@ -86,6 +86,33 @@ def test_every_field_is_in_the_example_with_a_comment() -> None:
             assert previous.startswith("#"), f"no comment line above {stripped!r}"
         if stripped:
             previous = stripped
+
+
+def test_every_field_is_in_the_example_with_a_comment() -> None:
+    """Walking the tree, every field of every settings dataclass is a key of the example (or, if a file
+    may not set it, named in a comment), and every key line has a comment line just above it. The
+    tenants, none by default, are one commented-out example tenant, checked the same way."""
+    import tomllib
+
+    text = EXAMPLE.read_text()
+    comments = "\n".join(line for line in text.splitlines() if line.lstrip().startswith("#"))
+    table = tomllib.loads(text)
+    assert "tenants" not in table
+    tenant = _commented_tenant(text)
+    table["tenants"] = tomllib.loads(tenant)["tenants"]
+    missing = _undocumented(Settings, table, "", comments)
+    assert not missing, missing
+    _check_comment_above_each_key(text)
+    _check_comment_above_each_key(tenant)
+
+
+def test_the_example_tenant_loads_with_the_default_quotas(tmp_path: Path) -> None:
+    """Uncommented, the example's tenant loads: its name from the table, its key digest, and quotas
+    equal to the built-in defaults."""
+    path = _file(tmp_path, _commented_tenant(EXAMPLE.read_text()))
+    (tenant,) = load_settings(path, {}).tenants
+    assert tenant.name == "acme" and tenant.key_sha256 == ("0" * 64,)
+    assert tenant.quotas == TenantQuotas()
 
 
 def _tree(cls: type) -> list[type]:
@@ -125,6 +152,9 @@ def test_every_environment_variable_is_documented() -> None:
         ("[sandboxes]\nimage = 'x'\n", "sandboxes"),
         ("[endpoints.local]\nurl = 'http://x'\n", "endpoints.local.url"),
         ("[run.prices]\n[run.price]\n", "run.price"),
+        ("[tenants.acme]\nkey = []\n", "tenants.acme.key"),
+        ("[tenants.acme.quotas]\nmax_sandbox = 1\n", "tenants.acme.quotas.max_sandbox"),
+        ("[server]\ntls_ca = ''\n", "server.tls_ca"),
     ],
 )
 def test_unknown_key_is_refused_naming_key_and_file(tmp_path: Path, text: str, key: str) -> None:
@@ -149,6 +179,13 @@ def test_unknown_key_is_refused_naming_key_and_file(tmp_path: Path, text: str, k
         ("[run]\nallowed_models = [1]\n", "run.allowed_models[0]: expected a string, got 1"),
         ("endpoints = 3\n", "endpoints: expected tables [endpoints.NAME], got 3"),
         ("[endpoints.local]\nmodels = 'm'\n", "endpoints.local.models: expected an array"),
+        ("tenants = 3\n", "tenants: expected tables [tenants.NAME], got 3"),
+        ("[tenants]\nacme = 3\n", "tenants.acme: expected a table, got 3"),
+        ("[tenants.acme]\nkeys = 'sha256:00'\n", "tenants.acme.keys: expected an array"),
+        ("[tenants.acme]\nkeys = ['md5:00']\n", 'tenants.acme.keys[0]: expected "sha256:<64 hex digits>"'),
+        ("[tenants.acme.quotas]\nruntimes = ['kata']\n", "tenants.acme.quotas.runtimes[0]: unknown runtime"),
+        ("[tenants.acme.quotas]\nmax_cpus = 'all'\n", "tenants.acme.quotas.max_cpus: expected a number"),
+        ("[server]\nallow_insecure_listen = 1\n", "server.allow_insecure_listen: expected true or false"),
     ],
 )
 def test_wrong_type_is_refused(tmp_path: Path, text: str, needle: str) -> None:
@@ -186,6 +223,11 @@ def test_sizes_accept_strings_and_byte_counts(tmp_path: Path) -> None:
         ("[storage]\ndatabase_url = 'mysql://h/db'\n", "storage: database_url must be empty"),
         ("[server]\nlisten = 'nowhere'\n", "server: listen must be host:port"),
         ("[server]\nmax_message_bytes = 1024\n", "server: max_message_bytes must be at least 64k"),
+        ("[server]\nmetrics_listen = 'unix:/run/m.sock'\n", "server: metrics_listen must be empty (off) or"),
+        ("[server]\ntls_cert = '/c.pem'\n", "server: tls_cert and tls_key go together"),
+        ("[tenants.'a b']\n", "tenants.a b: a tenant name is 1-64 letters"),
+        ("[tenants.acme.quotas]\nmax_sandboxes = -1\n", "tenants.acme.quotas: max_sandboxes must be in"),
+        ("[tenants.acme.quotas]\nruntimes = []\n", "tenants.acme.quotas: runtimes must name at least one"),
     ],
 )
 def test_a_refused_value_names_its_table_and_file(tmp_path: Path, text: str, needle: str) -> None:
@@ -353,3 +395,56 @@ def test_flags_given_win_over_the_settings(tmp_path: Path) -> None:
     only_runc = load_settings(_file(tmp_path, "[sandbox]\nruntimes = ['runc']\n", "r.toml"), {})
     with pytest.raises(InvalidInputError, match="not offered here"):
         with_flags(only_runc, argparse.Namespace(runtime="runsc"))
+
+
+def test_tenants_are_read_from_their_tables(tmp_path: Path) -> None:
+    """[tenants.NAME] tables become Tenants in the file's order: the name from the table, "sha256:"
+    digests from keys (lowercased), quotas from [tenants.NAME.quotas] with sizes read as sizes."""
+    upper = "AB" * 32
+    path = _file(
+        tmp_path,
+        f'[tenants.acme]\nkeys = ["sha256:{upper}", "sha256:{"cd" * 32}"]\n'
+        "[tenants.acme.quotas]\nmax_memory_bytes = '2g'\ncontext_bytes = 1048576\nruntimes = ['runsc']\n"
+        "models = ['small']\ncalls_per_s = 2.5\n"
+        "[tenants.beta]\n",
+    )
+    acme, beta = load_settings(path, {}).tenants
+    assert acme.name == "acme" and acme.key_sha256 == ("ab" * 32, "cd" * 32)
+    assert acme.quotas == TenantQuotas(
+        max_memory_bytes=2 << 30,
+        context_bytes=1 << 20,
+        runtimes=(Runtime.RUNSC,),
+        models=("small",),
+        calls_per_s=2.5,
+    )
+    assert beta == Tenant("beta")
+    assert load_settings(None, {}).tenants == ()
+
+
+def test_tenant_refusals_name_the_tenant_and_never_echo_a_key(tmp_path: Path) -> None:
+    """A key pasted where a hash belongs is refused without being shown; a name set in the table, a
+    repeated digest across tenants, and (by TOML) a repeated tenant are refused."""
+    secret = "rlm_" + "k" * 43
+    message = _refusal(tmp_path, f"[tenants.acme]\nkeys = ['{secret}']\n")
+    assert "tenants.acme.keys[0]" in message and secret not in message and "not shown" in message
+    assert "tenants.acme.name cannot be set" in _refusal(tmp_path, "[tenants.acme]\nname = 'b'\n")
+    digest = "sha256:" + "ef" * 32
+    shared = f"[tenants.a]\nkeys = ['{digest}']\n[tenants.b]\nkeys = ['{digest}']\n"
+    assert "a key belongs to one tenant" in _refusal(tmp_path, shared)
+    assert "is not valid TOML" in _refusal(tmp_path, "[tenants.a]\n[tenants.a]\n")
+
+
+def test_server_tls_and_listen_settings(tmp_path: Path) -> None:
+    """The server's TLS files and allow_insecure_listen are read from [server]; no TLS by default."""
+    pem = tmp_path / "x.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\n")
+    path = _file(
+        tmp_path,
+        f"[server]\nlisten = '0.0.0.0:443'\ntls_cert = '{pem}'\ntls_key = '{pem}'\n"
+        "allow_insecure_listen = true\nmetrics_listen = '127.0.0.1:9464'\n",
+    )
+    server = load_settings(path, {}).server
+    assert (server.tls_cert, server.tls_key, server.tls_client_ca) == (str(pem), str(pem), "")
+    assert server.allow_insecure_listen and server.metrics_listen == "127.0.0.1:9464"
+    default = Settings().server
+    assert (default.tls_cert, default.allow_insecure_listen, default.metrics_listen) == ("", False, "")
