@@ -23,6 +23,9 @@ $(VENV)/.installed: pyproject.toml
 	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]' >.build/pip.log 2>&1 \
 	  || { cat .build/pip.log; echo "pip install failed (log above)"; exit 1; }
 	@$(PY) -c 'import orchestrator, grpc_tools, pytest' 
+	@# `rlm` on the PATH for root (as set-up runs here); elsewhere: . .venv/bin/activate
+	@if [ -w /usr/local/bin ] && { [ ! -e /usr/local/bin/rlm ] || [ -L /usr/local/bin/rlm ]; }; then \
+	  ln -sfn "$(abspath $(VENV))/bin/rlm" /usr/local/bin/rlm; fi
 	@touch $@
 
 seccomp: venv

@@ -314,3 +314,18 @@ def test_bad_in_memory_values_are_refused(bad: object) -> None:
     """Names that escape, non-text items and other types are refused with a clear error."""
     with pytest.raises(InvalidInputError):
         InMemoryContext(bad)  # type: ignore[arg-type]
+
+
+def test_indexing_a_large_tree_reports_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Indexing calls on_progress every PROGRESS_EVERY files, so a person sees a big context go by."""
+    from orchestrator.context import sources
+
+    monkeypatch.setattr(sources, "PROGRESS_EVERY", 10)
+    root = tmp_path / "many"
+    for d in range(5):
+        (root / f"d{d}").mkdir(parents=True)
+        for f in range(5):
+            (root / f"d{d}" / f"f{f}.txt").write_text("x")
+    seen: list[int] = []
+    context = FileSystemContext(root, on_progress=seen.append)
+    assert len(context.index()) == 25 and seen == [10, 20]

@@ -277,6 +277,7 @@ def _walk(root_fd: int, on_progress: Callable[[int], None] | None = None) -> dic
     """
     found: dict[str, tuple[FileEntry, str]] = {}
     root_real = os.readlink(f"/proc/self/fd/{root_fd}")
+    reported = [0]  # files when on_progress was last called
 
     def visit(dir_fd: int, prefix: str, depth: int) -> None:
         if depth > MAX_DEPTH:
@@ -301,7 +302,8 @@ def _walk(root_fd: int, on_progress: Callable[[int], None] | None = None) -> dic
                     if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
                         raise
                     continue  # vanished or unreadable: not part of the context
-                if on_progress is not None and len(found) % PROGRESS_EVERY == 0 and found:
+                if on_progress is not None and len(found) >= reported[0] + PROGRESS_EVERY:
+                    reported[0] = len(found)
                     on_progress(len(found))
         for name in sorted(subdirs):
             try:
