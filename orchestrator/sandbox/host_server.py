@@ -48,6 +48,10 @@ class SubCalls(Protocol):
     async def llm_query_batched(self, prompts: list[str], model: str, recursive: bool) -> list[str]: ...
 
 
+# A running cell's output, passed on as the sandbox sends it: (stream "stdout" or "stderr", text).
+OnOutput = Callable[[str, str], None]
+
+
 class SessionClosed(Exception):
     """The sandbox's session stream ended (its process died, or it was closed)."""
 
@@ -270,6 +274,8 @@ class HostEndpoint:
         self._hello: asyncio.Future[pb.Hello] | None = None
         self._closed = asyncio.Event()
         self._pending: dict[int, asyncio.Future[pb.CellResult]] = {}
+        # Per running cell that asked for its output: the callback, and bytes passed on per stream.
+        self._outputs: dict[int, tuple[OnOutput, int, dict[str, int]]] = {}
 
     def attach(self, store: ContextStore, subcalls: SubCalls | None, config: pb.SessionConfig | None) -> None:
         """Give the sandbox a run: its store and sub-call handler serve from now on; the context's
@@ -316,7 +322,10 @@ class HostEndpoint:
                 kind = message.WhichOneof("kind")
                 if kind == "hello" and self._hello is not None and not self._hello.done():
                     self._hello.set_result(message.hello)
+                elif kind == "output":
+                    self._relay_output(message.output)
                 elif kind == "result":
+                    self._outputs.pop(message.result.cell_id, None)
                     waiter = self._pending.pop(message.result.cell_id, None)
                     if waiter is not None and not waiter.done():
                         waiter.set_result(message.result)
@@ -324,6 +333,28 @@ class HostEndpoint:
             pass
         finally:
             self.mark_closed()
+
+    def _relay_output(self, output: pb.CellOutput) -> None:
+        """One piece of a running cell's output to its callback. Trust nothing from the sandbox: a
+        piece for no cell that asked, or past the cell's cap on that stream, is dropped."""
+        entry = self._outputs.get(output.cell_id)
+        if entry is None or output.stream not in ("stdout", "stderr"):
+            return
+        callback, cap, sent = entry
+        data = output.text.encode("utf-8", "replace")
+        room = cap - sent[output.stream]
+        if room <= 0:
+            return
+        if len(data) > room:
+            data = data[:room]
+        sent[output.stream] += len(data)
+        text = data.decode("utf-8", "ignore")
+        if not text:
+            return
+        try:
+            callback(output.stream, text)
+        except Exception:  # the listener's bug must not end the sandbox's session
+            log.exception("an output callback failed")
 
     def mark_closed(self) -> None:
         self._closed.set()
@@ -337,13 +368,23 @@ class HostEndpoint:
         return self._closed.is_set()
 
     async def execute(
-        self, cell_id: int, code: str, max_output_bytes: int, read_budget_bytes: int = 0
+        self,
+        cell_id: int,
+        code: str,
+        max_output_bytes: int,
+        read_budget_bytes: int = 0,
+        on_output: OnOutput | None = None,
     ) -> pb.CellResult:
-        """Send one cell down and wait for its result. Raises SessionClosed if the sandbox dies first."""
+        """Send one cell down and wait for its result. Raises SessionClosed if the sandbox dies first.
+
+        With `on_output`, the sandbox sends the cell's output as it is written and each piece is passed
+        to it, on the event loop, before the result returns (at most max_output_bytes per stream)."""
         if self.closed:
             raise SessionClosed("the sandbox's session has ended")
         waiter: asyncio.Future[pb.CellResult] = asyncio.get_running_loop().create_future()
         self._pending[cell_id] = waiter
+        if on_output is not None:
+            self._outputs[cell_id] = (on_output, max_output_bytes, {"stdout": 0, "stderr": 0})
         try:
             await self.outbox.put(
                 pb.HostMessage(
@@ -352,12 +393,14 @@ class HostEndpoint:
                         code=code,
                         max_output_bytes=max_output_bytes,
                         read_budget_bytes=read_budget_bytes,
+                        stream_output=on_output is not None,
                     )
                 )
             )
             return await waiter
         finally:
             self._pending.pop(cell_id, None)
+            self._outputs.pop(cell_id, None)
 
     @property
     def paused(self) -> bool:

@@ -14,7 +14,7 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..context.store import ContextStore, ContextUsage
 from ..errors import InvalidInputError, SandboxClosedError
 from .backend import CallbackChannel, SandboxBackend, SandboxSpec
-from .host_server import HostEndpoint, SessionClosed
+from .host_server import HostEndpoint, OnOutput, SessionClosed
 from .results import CellError, CellResult, CellStatus, Output
 
 # How long to wait for a dead sandbox's state to settle before reading why it died.
@@ -87,11 +87,18 @@ class SandboxSession:
         return self.store.usage
 
     async def run(
-        self, code: str, *, timeout_s: float | None = None, max_output_bytes: int | None = None
+        self,
+        code: str,
+        *,
+        timeout_s: float | None = None,
+        max_output_bytes: int | None = None,
+        on_output: OnOutput | None = None,
     ) -> CellResult:
         """Run one cell. Never raises for what the code does; raises if the session is closed.
 
         `timeout_s` and `max_output_bytes` may lower the session's limits for this cell, never raise them.
+        `on_output(stream, text)` gets the cell's output while it runs ("stdout" or "stderr", in the
+        order written; at most the output cap per stream), every piece before this returns.
         """
         _check_code(code)
         limits = self.spec.limits
@@ -109,7 +116,9 @@ class SandboxSession:
             started = self._clock.now()
             try:
                 reply = await self._within(
-                    self._endpoint.execute(self._cell_id, code, cap, self.store.remaining_read_bytes()),
+                    self._endpoint.execute(
+                        self._cell_id, code, cap, self.store.remaining_read_bytes(), on_output
+                    ),
                     timeout,
                 )
             except TimeoutError:

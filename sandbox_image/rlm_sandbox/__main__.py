@@ -15,7 +15,7 @@ import os
 import platform
 import queue
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 from rlm_proto.v1 import sandbox_pb2 as pb
@@ -58,10 +58,16 @@ def _result_message(cell_id: int, outcome: CellOutcome, reads: tuple[int, int]) 
     return pb.SandboxMessage(result=result)
 
 
-def _run_cell(repl: Repl, api: HostAPI, cell: pb.ExecuteCell) -> pb.SandboxMessage:
+def _run_cell(
+    repl: Repl, api: HostAPI, cell: pb.ExecuteCell, send: Callable[[pb.SandboxMessage], None]
+) -> pb.SandboxMessage:
+    def relay(stream: str, text: str) -> None:  # the cell's output as it is written, when asked
+        send(pb.SandboxMessage(output=pb.CellOutput(cell_id=cell.cell_id, stream=stream, text=text)))
+
+    on_output = relay if cell.stream_output else None
     try:
         api.start_cell(int(cell.read_budget_bytes))
-        outcome = repl.run(cell.code, int(cell.max_output_bytes))
+        outcome = repl.run(cell.code, int(cell.max_output_bytes), on_output)
         return _result_message(cell.cell_id, outcome, api.reads())
     except Exception as exc:  # a bug of ours: report it on this cell rather than die
         error = pb.CellError(
@@ -106,7 +112,7 @@ def main() -> int:
     try:
         for command in stub.Session(outgoing(), metadata=metadata):
             if command.HasField("execute"):
-                outbox.put(_run_cell(repl, api, command.execute))
+                outbox.put(_run_cell(repl, api, command.execute, outbox.put))
             elif command.HasField("configure"):
                 _configure(repl, api, command.configure)
     except grpc.RpcError as exc:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from types import CodeType, ModuleType
 from typing import Any
 
-from .capture import CappedStream
+from .capture import CappedStream, OnOutput, OutputRelay
 
 _NOT_SET = object()
 
@@ -94,10 +94,13 @@ class Repl:
 
     # -- running a cell ---------------------------------------------------------------------------
 
-    def run(self, code: str, max_output_bytes: int) -> CellOutcome:
+    def run(self, code: str, max_output_bytes: int, on_output: OnOutput | None = None) -> CellOutcome:
+        """Run one cell. With `on_output(stream, text)`, what the streams keep is also passed on while
+        the cell runs (see capture.OutputRelay); every piece is passed on before this returns."""
         self._cell_count += 1
         filename = f"<cell {self._cell_count}>"
-        stdout, stderr = CappedStream(max_output_bytes), CappedStream(max_output_bytes)
+        stdout, stderr = CappedStream(max_output_bytes, "stdout"), CappedStream(max_output_bytes, "stderr")
+        relay = OutputRelay(on_output, stdout, stderr) if on_output is not None else None
         self._final = _NOT_SET
         error: CellError | None = None
         started = time.perf_counter()
@@ -115,6 +118,8 @@ class Repl:
             error = _describe(exc, filename)
         finally:
             sys.stdout, sys.stderr = saved
+            if relay is not None:
+                relay.close()
         duration = time.perf_counter() - started
         final = self._collect_final()
         self._restore_reserved()

@@ -21,6 +21,7 @@ class RunStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RUN_STATUS_SANDBOX_ERROR: _ClassVar[RunStatus]
     RUN_STATUS_CANCELLED: _ClassVar[RunStatus]
     RUN_STATUS_ERROR: _ClassVar[RunStatus]
+    RUN_STATUS_STALLED: _ClassVar[RunStatus]
 
 class CellStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -31,6 +32,7 @@ class CellStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CELL_STATUS_OOM: _ClassVar[CellStatus]
     CELL_STATUS_KILLED: _ClassVar[CellStatus]
     CELL_STATUS_INVALID: _ClassVar[CellStatus]
+    CELL_STATUS_UNAVAILABLE: _ClassVar[CellStatus]
 
 class OutputStream(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -48,6 +50,7 @@ RUN_STATUS_LLM_ERROR: RunStatus
 RUN_STATUS_SANDBOX_ERROR: RunStatus
 RUN_STATUS_CANCELLED: RunStatus
 RUN_STATUS_ERROR: RunStatus
+RUN_STATUS_STALLED: RunStatus
 CELL_STATUS_UNSPECIFIED: CellStatus
 CELL_STATUS_OK: CellStatus
 CELL_STATUS_ERROR: CellStatus
@@ -55,6 +58,7 @@ CELL_STATUS_TIMEOUT: CellStatus
 CELL_STATUS_OOM: CellStatus
 CELL_STATUS_KILLED: CellStatus
 CELL_STATUS_INVALID: CellStatus
+CELL_STATUS_UNAVAILABLE: CellStatus
 OUTPUT_STREAM_UNSPECIFIED: OutputStream
 OUTPUT_STREAM_STDOUT: OutputStream
 OUTPUT_STREAM_STDERR: OutputStream
@@ -539,18 +543,20 @@ class UploadContextRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[UploadHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class ContextInfo(_message.Message):
-    __slots__ = ("context_id", "name", "file_count", "total_bytes", "created_unix")
+    __slots__ = ("context_id", "name", "file_count", "total_bytes", "created_unix", "kind")
     CONTEXT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     FILE_COUNT_FIELD_NUMBER: _ClassVar[int]
     TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     CREATED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     context_id: str
     name: str
     file_count: int
     total_bytes: int
     created_unix: float
-    def __init__(self, context_id: _Optional[str] = ..., name: _Optional[str] = ..., file_count: _Optional[int] = ..., total_bytes: _Optional[int] = ..., created_unix: _Optional[float] = ...) -> None: ...
+    kind: str
+    def __init__(self, context_id: _Optional[str] = ..., name: _Optional[str] = ..., file_count: _Optional[int] = ..., total_bytes: _Optional[int] = ..., created_unix: _Optional[float] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class ListContextsRequest(_message.Message):
     __slots__ = ()
