@@ -39,6 +39,7 @@ from .errors import InvalidInputError, RLMError
 from .local_model_cli import add_local_model_parser, local_model_main
 from .run_cli import run_main, with_flags
 from .sandbox import CellError, CellResult, CellStatus
+from .server.app import add_serve_parser, serve_main
 from .settings import Settings, load_settings
 from .terminal import neutralise
 
@@ -101,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print one JSON object with the result")
     _add_run_parser(sub)
     add_local_model_parser(sub)
+    add_serve_parser(sub)
     source = run.add_mutually_exclusive_group()
     source.add_argument("--code", help="the code to run")
     source.add_argument("--file", metavar="PATH", help="a file holding the code to run")
@@ -216,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "local-model":
         return local_model_main(args)
+    if args.command == "serve":
+        return serve_main(args, os.environ)
     if args.command == "run":
         return guarded(lambda: run_main(args, load_settings(args.config, os.environ)))
     return guarded(lambda: _exec_main(args))
