@@ -622,12 +622,10 @@ async def test_on_docker_options_reach_the_container_and_a_deadline_removes_it(
     owner = server.orchestrator.manager.owner
     try:
         async with RLMClient(f"127.0.0.1:{server.port}", keys["alice"]) as client:
-            result = await client.execute(
-                "print(open('/sys/fs/cgroup/memory.max').read().strip())",
-                context="t",
-                sandbox={"memory": "64m", "runtime": "runc"},
-            )
-            assert result.stdout.text == f"{64 * 1024**2}\n"
+            bomb = "x = bytearray(200 * 1024**2); x[::4096] = b'1' * len(x[::4096]); print('alive')"
+            assert (await client.execute(bomb, context="t")).stdout.text == "alive\n"  # 512m: fine
+            small = await client.execute(bomb, context="t", sandbox={"memory": "64m", "runtime": "runc"})
+            assert small.status is CellStatus.OOM  # the request's limit is the container's
             with pytest.raises(RLMError) as caught:
                 await client.execute("import time; time.sleep(600)", context="t", deadline=5)
             assert caught.value.grpc_code == "DEADLINE_EXCEEDED"  # type: ignore[attr-defined]

@@ -17,9 +17,10 @@ reflection, both without a key; every message is bounded by `server.max_message_
 comes from `server.tls_*` (tls.py); a listener off loopback without TLS is refused (tls.check_listen).
 
 Stop (SIGTERM or SIGINT in `serve`): health goes NOT_SERVING, the server stops accepting calls and gives
-those in flight `server.drain_grace_s`, then cancels them; runs still going are cancelled and recorded
-as cancelled; sessions are closed, the orchestrator closed (no sandbox left), the store and the
-registry closed. `serve` then returns 0.
+those in flight `server.drain_grace_s`; then runs still going are cancelled (recorded as cancelled, and
+a RunStream's last event says so), and LAST_WORDS_S later every call left is cancelled; sessions are
+closed, the orchestrator closed (no sandbox left), the store and the registry closed. `serve` then
+returns 0.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ log = logging.getLogger("rlm.serve")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RLMService"].full_name  # "rlm.v1.RLMService"
 RECOVER_REASON = "the server stopped (a crash or kill -9) while this run was in flight"
 CONTEXTS_DIR = "contexts"
+LAST_WORDS_S = 2.0  # after the drain grace, for cancelled runs' calls to send their last message
 
 
 class RLMServer:
@@ -192,7 +194,16 @@ class RLMServer:
             if self.health is not None:
                 await self.health.enter_graceful_shutdown()
             if self._server is not None:
-                await self._server.stop(grace)
+                # New calls are refused from now on; those in flight get the grace. Runs still going
+                # then are cancelled, and their calls get a moment to say so (RunStream's last event
+                # is the CANCELLED result) before the server cancels whatever is left.
+                stopping = asyncio.ensure_future(self._server.stop(grace + LAST_WORDS_S))
+                try:
+                    await asyncio.wait_for(asyncio.shield(stopping), grace)
+                except TimeoutError:
+                    if self.servicer is not None:
+                        await self.servicer.drain()
+                await stopping
             if self.servicer is not None:
                 await self.servicer.drain()
             if self.sessions is not None:
