@@ -67,7 +67,7 @@ def test_engine_down_is_one_line_and_exit_3(tmp_path: Path) -> None:
         "1",
         env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"},
     )
-    _one_line_error(result, 3, "Docker engine is not reachable")
+    _one_line_error(result, 3, "no-docker.sock is not reachable")
 
 
 @pytest.mark.parametrize(
