@@ -231,3 +231,34 @@ def test_a_reply_that_never_ends_is_bounded_by_the_request_timeout(
     assert result.returncode == 1, result.stderr
     out = json.loads(result.stdout)
     assert out["status"] == "llm_error" and "--request-timeout" in out["error"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "needles"),
+    [
+        (Reply(status=404, body=""), ["answered 404 with no message", "ends in /v1"]),
+        (Reply(status=401), ["answered 401", "API key"]),
+        (
+            Reply(
+                status=400, body='{"error": {"message": "no such model"}}', content_type="application/json"
+            ),
+            ["answered 400: no such model"],
+        ),
+        (Reply(body="<html>login</html>", content_type="text/html"), ["not an OpenAI chat completion"]),
+        (Reply(body="{}", content_type="application/json"), ["without choices"]),
+    ],
+)
+async def test_endpoint_refusals_say_what_to_check(reply: Reply, needles: list[str]) -> None:
+    """4xx with and without a body, HTML and JSON of the wrong shape: one clear, non-retried message."""
+    from orchestrator.errors import LLMError
+    from orchestrator.llm.openai_provider import OpenAIProvider
+    from orchestrator.llm.types import Message
+
+    with FakeLLM(lambda seen, i: reply) as fake:
+        provider = OpenAIProvider(base_url=fake.url, api_key="k")
+        with pytest.raises(LLMError) as refused:
+            await provider.complete([Message("user", "hi")], model="m")
+        await provider.aclose()
+        assert len(fake.requests) == 1  # not retried: the same request would get the same answer
+    assert not refused.value.retryable
+    assert all(n in refused.value.message for n in needles), refused.value.message

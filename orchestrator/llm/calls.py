@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -134,14 +135,25 @@ class TextRelay:
         return True
 
 
+_ERROR_CODE = re.compile(r"^Error code: \d+")  # the SDK's own prefix: the status is said already
+_HINTS = {
+    401: " (check the API key: the variable the endpoint's api_key_env names, OPENAI_API_KEY by default)",
+    403: " (the key lacks access to this model or endpoint)",
+    404: " (check the base URL, which usually ends in /v1, and the model name)",
+    413: " (the request is too large for this endpoint: a smaller context per call, or another model)",
+}
+
+
 def status_error(status: int, detail: str, retry_after: str | None = None) -> LLMError:
     """The endpoint answered an HTTP error status: retryable for 429 and 5xx, with its Retry-After."""
     try:
         retry_after_s = float(retry_after) if retry_after is not None else None
     except ValueError:
         retry_after_s = None
+    detail = _ERROR_CODE.sub("", detail).strip(" -")
+    hint = _HINTS.get(status, "")
     return LLMError(
-        f"the model endpoint answered {status}: {detail}",
+        f"the model endpoint answered {status}" + (f": {detail}" if detail else " with no message") + hint,
         status=status,
         retryable=is_retryable_status(status),
         retry_after_s=retry_after_s,
