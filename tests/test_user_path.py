@@ -21,6 +21,7 @@ import pytest
 from .fake_llm import FakeLLM, Reply, Seen, repl
 
 RLM = [sys.executable, "-m", "orchestrator.cli"]
+NO_SUCH_MODEL = '{"error": {"message": "no such model"}}'
 BLOCKING_CELL = "import time\nprint('started', flush=True)\ntime.sleep(300)"
 
 
