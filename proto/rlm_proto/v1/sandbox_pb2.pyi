@@ -26,10 +26,12 @@ class HostMessage(_message.Message):
     def __init__(self, execute: _Optional[_Union[ExecuteCell, _Mapping]] = ..., configure: _Optional[_Union[SessionConfig, _Mapping]] = ...) -> None: ...
 
 class SessionConfig(_message.Message):
-    __slots__ = ("context",)
+    __slots__ = ("context", "session_token")
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     context: ContextDescriptor
-    def __init__(self, context: _Optional[_Union[ContextDescriptor, _Mapping]] = ...) -> None: ...
+    session_token: str
+    def __init__(self, context: _Optional[_Union[ContextDescriptor, _Mapping]] = ..., session_token: _Optional[str] = ...) -> None: ...
 
 class ContextDescriptor(_message.Message):
     __slots__ = ("kind", "mounted", "file_count", "total_bytes", "files_by_extension", "entries", "max_file_bytes")
