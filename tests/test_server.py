@@ -234,6 +234,20 @@ async def test_health_and_reflection_need_no_key(harness: Harness) -> None:
             assert {"rlm.v1.RLMService", "grpc.health.v1.Health"} <= names
 
 
+async def test_a_reflection_client_needs_no_proto(harness: Harness) -> None:
+    """examples/reflection_call.py (the README's grpcurl stand-in) calls Execute from JSON."""
+    request = json.dumps({"context": {"text": "hello"}, "code": "print(len(context))"})
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, str(REPO / "examples" / "reflection_call.py"), harness.address,
+         "rlm.v1.RLMService/Execute", request, "--key", harness.keys["alice"]],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    reply = json.loads(done.stdout)
+    assert reply["result"]["stdout"]["text"] == "5\n" and reply["result"]["status"] == "CELL_STATUS_OK"
+
+
 def test_statuses_mirror_the_orchestrators() -> None:
     """Every RunStatus and CellStatus has its wire value of the same name, and back."""
     for status in RunStatus:
