@@ -477,14 +477,42 @@ async def test_each_quota_is_enforced_and_named(harness: Harness) -> None:
     assert await quota_of(client.execute("1", context="t")) == "max_sandboxes"
     await client.close_session(sid)
     assert await quota_of(client.upload_context(_tar({"big.txt": "x" * 2000}))) == "context_bytes"
-    # Tokens: every model call is charged, llm_query included; the next run is refused once spent.
-    harness.replies(repl("print(llm_query('hello ' * 200))"), repl("FINAL('ok')"))
+    # Tokens: the llm_query's reply spends the day's 300; the next is refused in the sandbox (the code
+    # sees LimitExceededError), the run ends at its next reply naming the quota, the next run is refused.
+    code = "for _ in range(2):\n    try:\n        print(len(llm_query('hello ' * 200)))\n"
+    code += "    except Exception as e:\n        print(type(e).__name__)"
+    harness.replies(repl(code), "FINAL(never)")
     first = await client.run("q", context="t")
-    assert first.status in (RunStatus.COMPLETED, RunStatus.ERROR)
+    assert first.status is RunStatus.ERROR and "tokens_per_day" in (first.trajectory.error or "")
+    assert first.answer is None
+    assert first.trajectory.iterations[0].cells[0].stdout == "LimitExceededError\nLimitExceededError\n"
     assert await quota_of(client.run("q", context="t")) == "tokens_per_day"
     # Bob, another tenant, is not held to alice's quotas.
     harness.replies("FINAL(fine)")
     assert (await harness.client("bob").run("q", context="t")).answer == "fine"
+
+
+async def test_every_model_call_of_a_run_is_charged_to_its_tenant(harness: Harness) -> None:
+    """The root's replies and each llm_query count against tokens_per_day, once each."""
+    harness.replies(repl("print(llm_query('ping'))"), repl("FINAL('ok')"))
+    run = await harness.client().run("q", context="t")
+    assert run.status is RunStatus.COMPLETED and run.metadata.subcall_count == 1
+    store, policy = harness.server.store, harness.server.servicer
+    assert store is not None and policy is not None
+    used = await store.tokens_today("alice")
+    assert used == run.metadata.prompt_tokens + run.metadata.completion_tokens > 0
+    assert await store.tokens_today("bob") == 0
+
+
+async def test_the_blocking_client(harness: Harness) -> None:
+    from orchestrator.client import SyncRLMClient
+
+    def use() -> tuple[str, int]:
+        with SyncRLMClient(harness.address, harness.keys["alice"]) as client:
+            out = client.execute("print(6 * 7)", context="t").stdout.text
+            return out, len(client.execute_stream("print(1)", context="t"))
+
+    assert await asyncio.to_thread(use) == ("42\n", 2)
 
 
 @pytest.mark.parametrize("quotas", [{"alice": TenantQuotas(calls_per_s=0.01, burst=2)}], ids=["slow"])
