@@ -41,6 +41,7 @@ from .run_cli import run_main, with_flags
 from .sandbox import CellError, CellResult, CellStatus
 from .server.app import add_serve_parser, serve_main
 from .settings import Settings, load_settings
+from .tenants_cli import add_tenants_parser, tenants_main
 from .terminal import neutralise
 
 EXIT_CELL_FAILED = EXIT_FAILED
@@ -102,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print one JSON object with the result")
     _add_run_parser(sub)
     add_local_model_parser(sub)
+    add_tenants_parser(sub)
     add_serve_parser(sub)
     source = run.add_mutually_exclusive_group()
     source.add_argument("--code", help="the code to run")
@@ -220,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         return local_model_main(args)
     if args.command == "serve":
         return serve_main(args, os.environ)
+    if args.command == "tenants":
+        return tenants_main(args, os.environ)
     if args.command == "run":
         return guarded(lambda: run_main(args, load_settings(args.config, os.environ)))
     return guarded(lambda: _exec_main(args))

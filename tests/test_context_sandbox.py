@@ -163,7 +163,7 @@ async def _check_big_file(session: SandboxSession, rich_context: Path) -> None:
 
 
 async def test_limits_raise_in_user_code(manager: SandboxManager, context_dir: Path, runtime: str) -> None:
-    """The file-size limit and the run's read budget (across cells) are LimitExceededError in user code."""
+    """The one-read limit and the run's read budget (across cells) are LimitExceededError in user code."""
     (context_dir / "big.txt").write_text("y" * 5000)
     limits = ContextLimits(max_file_bytes=4096, max_read_bytes=60)
     async with manager.open(context_dir, runtime=runtime, context_limits=limits) as session:
@@ -171,7 +171,7 @@ async def test_limits_raise_in_user_code(manager: SandboxManager, context_dir: P
         assert (
             big.error is not None
             and big.error.type == "LimitExceededError"
-            and "file limit" in big.error.message
+            and "limit for one read" in big.error.message
         )
         first = await session.run("print(len(read_file('hello.txt')))")
         assert first.stdout.text == "23\n"

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -36,13 +37,10 @@ def _rlm(
     return subprocess.run([*RLM, *args], capture_output=True, text=True, timeout=timeout, env=env or _env())
 
 
-def _owned_by(client: docker.DockerClient, pid: int) -> list[object]:
+def _owned_by(client: docker.DockerClient, pid: int) -> list[dict[str, Any]]:
     """Sandbox containers whose owner label names process `pid` (owners are host/pid/start/instance)."""
-    return [
-        c
-        for c in client.containers.list(all=True, filters={"label": "io.rlm.managed=1"})
-        if f"/{pid}/" in c.labels.get("io.rlm.owner", "")
-    ]
+    listed = client.api.containers(all=True, filters={"label": "io.rlm.managed=1"})  # one call: no races
+    return [c for c in listed if f"/{pid}/" in (c.get("Labels") or {}).get("io.rlm.owner", "")]
 
 
 def _wait_for(predicate: object, what: str, limit_s: float = 90.0) -> None:
@@ -82,7 +80,7 @@ def test_a_signal_mid_run_cleans_up_and_keeps_the_partial_trajectory(
     proc = subprocess.Popen([*RLM, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(lambda: blocking_model.requests and _owned_by(docker_client, proc.pid), "the run's sandbox")
-        sandbox_ids = [c.labels["io.rlm.sandbox"] for c in _owned_by(docker_client, proc.pid)]
+        sandbox_ids = [c["Labels"]["io.rlm.sandbox"] for c in _owned_by(docker_client, proc.pid)]
         proc.send_signal(signum)
         _out, err = proc.communicate(timeout=60)
     finally:
