@@ -502,6 +502,7 @@ async def test_every_model_call_of_a_run_is_charged_to_its_tenant(harness: Harne
     used = await store.tokens_today("alice")
     assert used == run.metadata.prompt_tokens + run.metadata.completion_tokens > 0
     assert await store.tokens_today("bob") == 0
+    assert b'rlm_runs_total{status="completed"} 1.0' in harness.server.metrics.render()
 
 
 async def test_the_blocking_client(harness: Harness) -> None:

@@ -111,7 +111,7 @@ class RLMServer:
         if recovered:
             log.warning("marked %d run(s) left running by a stopped server as failed", len(recovered))
         policy = QuotaPolicy(s.tenants, self.store, sandbox=s.sandbox, metrics=self.metrics)
-        recorder = ServerRecorder(self.store, policy)
+        recorder = ServerRecorder(self.store, policy, self.metrics)
         self.orchestrator = Orchestrator(
             s, backend=self._backend, provider=self._provider, recorder=recorder, clock=self._clock
         )
@@ -175,7 +175,9 @@ class RLMServer:
         from .auth import AuthInterceptor, current_tenant
         from .ratelimit import RateLimiter
 
-        interceptor = AuthInterceptor(s.tenants, limiter=RateLimiter(), log=log)
+        interceptor = AuthInterceptor(
+            s.tenants, limiter=RateLimiter(), log=logging.getLogger("rlm.calls"), metrics=self.metrics
+        )
         return [interceptor], current_tenant
 
     async def wait(self) -> None:

@@ -69,6 +69,7 @@ from ..status import RunStatus
 from ..store.sql import SqlRunStore
 from . import convert
 from .auth import ERROR_TRAILER, QUOTA_TRAILER
+from .metrics import Metrics
 from .quotas import QuotaPolicy
 from .sessions import SessionRegistry
 from .tenants import Tenant
@@ -101,9 +102,10 @@ class ServerRecorder:
     of a run bound to a tenant also charge its model calls' tokens (see the module's docstring), and
     are kept until the run ends so an unfinished run can be ended (`end_unfinished`)."""
 
-    def __init__(self, store: Any, policy: QuotaPolicy) -> None:
+    def __init__(self, store: Any, policy: QuotaPolicy, metrics: Metrics | None = None) -> None:
         self._store = store
         self._policy = policy
+        self._metrics = metrics
         self._runs: dict[str, _RunState] = {}
 
     def bind(self, run_id: str, tenant: Tenant) -> None:
@@ -118,6 +120,8 @@ class ServerRecorder:
 
     async def write(self, record: Record) -> None:
         await self._store.write(record)
+        if isinstance(record, RunEnded) and self._metrics is not None:
+            self._metrics.run_ended(record.status.value)
         state = self._runs.get(record.run_id)
         if state is None:
             return
