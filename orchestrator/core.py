@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -99,11 +99,13 @@ class Orchestrator:
         emit: Emit | None = None,
         stream: bool = False,
         run_id: str | None = None,
+        sandbox_lease: Callable[[], AbstractAsyncContextManager[object]] | None = None,
     ) -> RLMResult:
         """One RLM run to its end; the result always carries the trajectory, whatever the ending.
 
         Raises only for input refused before the run starts (InvalidInputError) and a closed
-        orchestrator; how the run ended is the result's status.
+        orchestrator; how the run ended is the result's status. `sandbox_lease()` is entered for each
+        child level's sandboxes (a per-tenant quota: the caller holds the root's).
         """
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("the query must be a non-empty str")
@@ -124,6 +126,7 @@ class Orchestrator:
                 clock=self.clock,
                 run_id=run_id,
                 tenant=tenant,
+                sandbox_lease=sandbox_lease,
             )
             trajectory = await run.execute(query)
         finally:

@@ -430,7 +430,7 @@ def _is_address(text: str) -> bool:
     if text.startswith("unix:"):
         return len(text) > len("unix:")
     host, sep, port = text.rpartition(":")
-    return bool(sep and host and port.isdigit() and 1 <= int(port) <= 65535)
+    return bool(sep and host and port.isdigit() and 0 <= int(port) <= 65535)  # 0: a free port
 
 
 def _is_host_port(text: str) -> bool:

@@ -162,10 +162,31 @@ async def test_a_bug_of_ours_is_raised_and_the_finished_steps_are_kept(
             await orch.run(context=context_dir, query="q", run_id="crashy")
     records = recorder.records("crashy")
     assert [type(r) for r in records[:4]] == [RunStarted, LevelStarted, IterationRecorded, CellRecorded]
-    assert not any(isinstance(r, RunEnded) for r in records)
+    ended = records[-1]
+    assert isinstance(ended, RunEnded) and ended.status is RunStatus.ERROR
+    assert "internal error: ZeroDivisionError" in (ended.error or "")
     partial = build_trajectory(records)
-    assert partial.status is RunStatus.ERROR  # the level ended with the bug; the run never did
+    assert partial.status is RunStatus.ERROR
     assert partial.iterations[0].cells[0].stdout == "42\n"
+
+
+async def test_a_cancelled_run_ends_on_the_record_and_leaves_no_sandbox(
+    tmp_path: Path, context_dir: Path
+) -> None:
+    """Cancelling a run mid-cell records its level and the run as cancelled and removes its sandbox."""
+    recorder = MemoryRecorder()
+    state = tmp_path / "state"
+    script = _turns(repl("import time\nprint('started', flush=True)\ntime.sleep(300)"))
+    async with _orch(tmp_path, script, recorder=recorder, backend=ProcessBackend(state_dir=state)) as orch:
+        task = asyncio.ensure_future(orch.run(context=context_dir, query="q", run_id="stop-me"))
+        await _until(lambda: any(isinstance(r, IterationRecorded) for r in recorder.records("stop-me")))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert orch.manager.live_sandboxes() == 0
+    ended = recorder.records("stop-me")[-1]
+    assert isinstance(ended, RunEnded) and ended.status is RunStatus.CANCELLED
+    assert await ProcessBackend(state_dir=state).list_managed() == []
 
 
 async def test_a_run_without_an_end_rebuilds_as_running() -> None:
@@ -357,3 +378,37 @@ async def test_prose_at_the_iteration_limit_is_no_answer(tmp_path: Path, context
         result = await orch.run(context=context_dir, query="q")
     assert (result.status, result.answer) == (RunStatus.MAX_ITERATIONS, None)
     assert "no final answer" in (result.trajectory.error or "")
+
+
+async def test_child_rlm_sandboxes_take_a_lease_each(tmp_path: Path, context_dir: Path) -> None:
+    """With a sandbox lease (a tenant's quota), each child RLM's sandbox holds one while it lives; a
+    child refused a lease reports the refusal as its item's error, and every lease is given back."""
+    from contextlib import asynccontextmanager
+
+    from orchestrator.errors import QuotaError
+
+    held, most, granted = 0, 0, 0
+
+    @asynccontextmanager
+    async def lease() -> Any:
+        nonlocal held, most, granted
+        if granted >= 2:
+            raise QuotaError("quota max_sandboxes: 2 children at most", quota="max_sandboxes")
+        granted += 1
+        held += 1
+        most = max(most, held)
+        try:
+            yield
+        finally:
+            held -= 1
+
+    def script(seen: Seen, index: int) -> str:
+        if "The query: child" in str(seen.body["messages"][1]["content"]):
+            return repl("FINAL('child done')")
+        return repl("FINAL(' | '.join(rlm_query_batched(['child 1', 'child 2', 'child 3'])))")
+
+    async with _orch(tmp_path, script, run={"max_depth": 2}) as orch:
+        result = await orch.run(context=context_dir, query="q", sandbox_lease=lease)
+    parts = (result.answer or "").split(" | ")
+    assert parts.count("child done") == 2 and sum("max_sandboxes" in p for p in parts) == 1
+    assert held == 0 and most <= 2

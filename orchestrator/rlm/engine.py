@@ -14,6 +14,7 @@ import itertools
 import secrets
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 from ..clock import SYSTEM_CLOCK, Clock
@@ -77,6 +78,7 @@ class _Level:
     code_chars: int = 0
     usage: Usage = field(default_factory=Usage)
     session: SandboxSession | None = None
+    lease: AbstractAsyncContextManager[object] | None = None  # a child level's sandbox quota slot
 
 
 class Run:
@@ -97,6 +99,7 @@ class Run:
         clock: Clock | None = None,
         run_id: str | None = None,
         tenant: str = "default",
+        sandbox_lease: Callable[[], AbstractAsyncContextManager[object]] | None = None,
     ) -> None:
         self.config = config
         self.provider = provider
@@ -111,6 +114,7 @@ class Run:
         self.recorder: RunRecorder = recorder or NullRecorder()
         self.run_id = run_id or secrets.token_hex(8)
         self.tenant = tenant
+        self.sandbox_lease = sandbox_lease
         self.records: list[Record] = []  # this run's own, whatever the recorder keeps
         self.subcall_count = 0
         self.usage_by_model: dict[str, Usage] = {}
@@ -143,7 +147,24 @@ class Run:
                 self.run_id, self.tenant, query, self.config.root_model, self.config.max_depth, time.time()
             )
         )
-        trajectory = await self.level(query, 0, ROOT, self.config.root_model)
+        try:
+            trajectory = await self.level(query, 0, ROOT, self.config.root_model)
+        except BaseException as exc:
+            # Cancelled, or a bug of ours: the run still ends on the record, as its root level did.
+            ended = build_trajectory(self.records)
+            reason = (
+                "the run was cancelled"
+                if isinstance(exc, asyncio.CancelledError)
+                else (f"internal error: {type(exc).__name__}")
+            )
+            await asyncio.shield(
+                self.record(
+                    RunEnded(
+                        self.run_id, ended.status, None, ended.error or reason, ended.metadata, time.time()
+                    )
+                )
+            )
+            raise
         await self.record(
             RunEnded(
                 self.run_id,
@@ -161,15 +182,31 @@ class Run:
         self.usage_by_model[model] = self.usage_by_model.get(model, Usage()) + usage
 
     async def _open(self, level: _Level) -> SandboxSession:
+        """A sandbox for this level. A child level's first holds a lease from `sandbox_lease` (the
+        server's per-tenant sandbox quota) until the level closes it; the root's is the caller's."""
+        lease = None
+        if level.depth > 0 and self.sandbox_lease is not None and level.lease is None:
+            lease = self.sandbox_lease()
+            await lease.__aenter__()
+            level.lease = lease
         self.sandbox_starts += 1
-        level.session = await self.manager.start_session(
-            store=self.store,
-            runtime=self.runtime,
-            limits=self.limits,
-            subcalls=SubCallHandler(self, level),
-            tenant=self.tenant,
-        )
+        try:
+            level.session = await self.manager.start_session(
+                store=self.store,
+                runtime=self.runtime,
+                limits=self.limits,
+                subcalls=SubCallHandler(self, level),
+                tenant=self.tenant,
+            )
+        except BaseException:
+            await self._release(level)
+            raise
         return level.session
+
+    async def _release(self, level: _Level) -> None:
+        lease, level.lease = level.lease, None
+        if lease is not None:
+            await lease.__aexit__(None, None, None)
 
     async def level(
         self, query: str, depth: int, label: str, model: str, parent: str | None = None
@@ -206,6 +243,7 @@ class Run:
         finally:
             if level.session is not None:
                 await asyncio.shield(self.manager.close_session(level.session))
+            await asyncio.shield(self._release(level))
             if status.is_limit:
                 await self.record(LimitHit(self.run_id, label, status, error or status.value))
             await self.record(

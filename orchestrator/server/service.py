@@ -387,6 +387,7 @@ class RLMServicer(pb_grpc.RLMServiceServicer):
                             emit=emit,
                             stream=emit is not None,
                             run_id=run_id,
+                            sandbox_lease=lambda: self._policy.sandbox(tenant),  # child RLMs' sandboxes
                         )
                     finally:
                         await asyncio.to_thread(source.close)
