@@ -7,7 +7,10 @@ and every run of the process shares them.
 
 Host checks run once per runtime per process (the manager caches them); orphaned sandboxes are reaped
 when it starts and when it closes, never per run. `aclose()` is idempotent and leaves no sandbox,
-channel or worker thread of its own behind. `RLMAgent`, the CLI and the coming server are thin layers
+channel or worker thread of its own behind. With `[pool] enabled`, a warm pool (sandbox/pool.py) is
+filled at `start()` and serves every run's and `open_sandbox`'s sandboxes whose runtime and limits a
+profile names; `pool_stats()` gives its figures, and `pool_listener` (the server's Metrics) hears
+every change. `RLMAgent`, the CLI and the coming server are thin layers
 on it. Ports (backend, provider, recorder, clock) may be passed in; by default they come from the
 settings: the Docker backend, one OpenAI-compatible provider per endpoint, an in-memory recorder.
 """
@@ -35,6 +38,7 @@ from .rlm.records import MemoryRecorder, RunRecorder
 from .rlm.result import RLMResult
 from .sandbox import SandboxManager, SandboxSession
 from .sandbox.backend import SandboxBackend
+from .sandbox.pool import PoolListener, PoolStats, WarmPool
 from .settings import Settings
 
 
@@ -53,15 +57,19 @@ class Orchestrator:
         provider: LLMProvider | None = None,
         recorder: RunRecorder | None = None,
         clock: Clock | None = None,
+        pool_listener: PoolListener | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self.clock = clock or SYSTEM_CLOCK
         self.manager = SandboxManager(self.settings.sandbox, backend, clock=self.clock)
+        self.pool: WarmPool | None = None
+        if self.settings.pool.enabled:
+            self.pool = self.manager.use_pool(self.settings.pool, clock=self.clock, listener=pool_listener)
         self.recorder: RunRecorder = recorder or MemoryRecorder()
         self._provider = provider
         self._owns_provider = provider is None
         self._state = _State.NEW
-        self._starting: asyncio.Future[int] | None = None
+        self._starting: asyncio.Future[None] | None = None
 
     @property
     def provider(self) -> LLMProvider:
@@ -75,9 +83,19 @@ class Orchestrator:
         if self._state is _State.CLOSED:
             raise SandboxClosedError("the orchestrator is closed")
         if self._starting is None:
-            self._starting = asyncio.ensure_future(self.manager.reap())
+            self._starting = asyncio.ensure_future(self._start())
         await asyncio.shield(self._starting)
         self._state = _State.STARTED
+
+    async def _start(self) -> None:
+        await self.manager.reap()
+        if self.pool is not None:
+            await self.pool.start()  # fills in the background
+
+    def pool_stats(self) -> PoolStats | None:
+        """The warm pool's figures (size, hits, misses, hand-out latency, start failures); None when
+        there is no pool."""
+        return self.pool.stats() if self.pool is not None else None
 
     async def __aenter__(self) -> Orchestrator:
         await self.start()

@@ -5,10 +5,10 @@
 
 The file is TOML; its tables mirror the tree (`[sandbox]`, `[sandbox.limits]`, `[context]`, `[run]`,
 `[run.prices]`, `[endpoints.NAME]`, `[storage]`, `[server]`, `[tenants.NAME]` with its
-`[tenants.NAME.quotas]`) and docs/config.example.toml lists every key with its default. The loader
-walks the dataclasses' fields and type hints, so a field added to a settings dataclass is a key of the
-file with nothing more to write. Every value is checked when
-loaded; every refusal is a ConfigError naming the dotted key and the file.
+`[tenants.NAME.quotas]`, `[pool]` with its `[pool.profiles.NAME]`) and docs/config.example.toml
+lists every key with its default. The loader walks the dataclasses' fields and type hints, so a field
+added to a settings dataclass is a key of the file with nothing more to write. Every value is checked
+when loaded; every refusal is a ConfigError naming the dotted key and the file.
 
 Only `load_settings` reads the environment, and only from the mapping it is given (the entry points
 pass os.environ): the variables in `ENVIRONMENT`, and each endpoint's `api_key_env`. Library code takes
@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .config import ContextLimits, LLMEndpoint, RLMConfig, SandboxConfig, parse_size
+from .config import ContextLimits, LLMEndpoint, RLMConfig, Runtime, SandboxConfig, SandboxLimits, parse_size
 from .errors import ConfigError, InvalidInputError
 from .server.tenants import Tenant, TenantKeys, parse_stored_digest
 
@@ -104,6 +104,51 @@ class ServerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolProfile:
+    """One kind of sandbox the warm pool keeps started (`[pool.profiles.NAME]`): a runtime and limits.
+
+    A request is served from the pool only when its runtime and limits equal a profile's exactly.
+    """
+
+    name: str = "default"  # the table's own name
+    runtime: Runtime | None = None  # None: sandbox.runtime
+    limits: SandboxLimits | None = None  # None: sandbox.limits; a table starts from the built-in limits
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """The warm pool (`[pool]`): sandboxes started ahead of demand, each handed out once, then destroyed.
+
+    The sizes apply to each profile.
+    """
+
+    enabled: bool = False
+    min: int = 4  # idle sandboxes kept started
+    max: int = 16  # most sandboxes idle or starting at once (handed-out ones are the runs', not counted)
+    per_tenant_share: float = 0.5  # of max: the most pooled sandboxes one tenant holds at once
+    idle_retire_s: float = 300.0  # an idle sandbox beyond min, unused this long, is destroyed
+    wait_s: float = 30.0  # how long a request waits, in order, for a sandbox when none is idle
+    start_concurrency: int = 2  # sandboxes the pool starts at once (all profiles)
+    profiles: tuple[PoolProfile, ...] = (PoolProfile(),)
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.min <= 1024, f"min must be in [0, 1024], got {self.min}")
+        _check(1 <= self.max <= 1024, f"max must be in [1, 1024], got {self.max}")
+        _check(self.min <= self.max, f"min ({self.min}) must not be more than max ({self.max})")
+        _check(0 < self.per_tenant_share <= 1, "per_tenant_share must be in (0, 1]")
+        _check(0 < self.idle_retire_s <= 7 * 86400, "idle_retire_s must be in (0, 604800] s")
+        _check(0 <= self.wait_s <= 3600, "wait_s must be in [0, 3600] s")
+        _check(1 <= self.start_concurrency <= 64, "start_concurrency must be in [1, 64]")
+        _check(bool(self.profiles), "the pool needs at least one profile")
+        names = [p.name for p in self.profiles]
+        _check(len(set(names)) == len(names), f"pool profile names must be unique, got {names}")
+
+    def tenant_share(self) -> int:
+        """The most sandboxes of one profile a tenant may hold from the pool at once (at least 1)."""
+        return max(1, int(self.per_tenant_share * self.max))
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The whole configuration: each part goes to the constructor that takes it."""
 
@@ -114,9 +159,16 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     tenants: tuple[Tenant, ...] = ()  # who may call `rlm serve`; none: nobody
+    pool: PoolSettings = field(default_factory=PoolSettings)
 
     def __post_init__(self) -> None:
         _check(bool(self.endpoints), "at least one endpoint is needed")
+        for profile in self.pool.profiles:
+            runtime = profile.runtime or self.sandbox.runtime
+            _check(
+                runtime in self.sandbox.runtimes,
+                f"pool profile {profile.name!r}: runtime {str(runtime)!r} is not among sandbox.runtimes",
+            )
         names = [e.name for e in self.endpoints]
         _check(len(set(names)) == len(names), f"endpoint names must be unique, got {names}")
         tenants = [t.name for t in self.tenants]
@@ -346,11 +398,13 @@ _SPECIAL: dict[tuple[type, str], Callable[[Any, str, str | None], Any]] = {
     (RLMConfig, "prices_per_mtok"): _read_prices,
     (Settings, "endpoints"): _named_tables(LLMEndpoint, (LLMEndpoint(),)),
     (Settings, "tenants"): _named_tables(Tenant, ()),
+    (PoolSettings, "profiles"): _named_tables(PoolProfile, (PoolProfile(),)),
     (Tenant, "key_sha256"): _read_key_digests,
 }
 _NOT_IN_FILE: dict[tuple[type, str], str] = {
     (LLMEndpoint, "name"): "it is the table's own name, [endpoints.NAME]",
     (Tenant, "name"): "it is the table's own name, [tenants.NAME]",
+    (PoolProfile, "name"): "it is the table's own name, [pool.profiles.NAME]",
     (LLMEndpoint, "api_key"): "an API key is read from the variable named by api_key_env, never from a file",
 }
 

@@ -19,14 +19,16 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import pytest
 from rlm_proto.v1 import sandbox_pb2 as pb
+from rlm_proto.v1 import sandbox_pb2_grpc as pb_grpc
 
 from orchestrator.config import DEFAULT_IMAGE, Runtime, SandboxConfig, SandboxLimits
 from orchestrator.context.sources import FileSystemContext
 from orchestrator.context.store import ContextStore
 from orchestrator.sandbox import SandboxManager
-from orchestrator.sandbox.backend import CallbackChannel, SandboxBackend, SandboxSpec
+from orchestrator.sandbox.backend import CallbackChannel, NotSupported, SandboxBackend, SandboxSpec
 from orchestrator.sandbox.docker_backend import DockerBackend
 from orchestrator.sandbox.host_server import HostEndpoint
 from orchestrator.sandbox.ownership import OwnerId
@@ -329,6 +331,53 @@ async def test_manager_create_then_attach(kit: Kit, context_dir: Path) -> None:
             assert result.stdout.text == "hello from the context\n", result.error
         assert idle.sandbox_id not in await _ids(kit.backend)
         assert not os.path.exists(_channel_dir(idle.channel))
+
+
+async def test_late_context_is_attached_at_hand_out(kit: Kit, context_dir: Path) -> None:
+    """A sandbox created with late_context (a warm pool's) gets its context at attach: read_file and,
+    where there is a /context, the files themselves; teardown removes what attach_context made."""
+    async with SandboxManager(SandboxConfig(), backend=kit.another()) as manager:
+        idle = await manager.create(runtime=kit.runtime, limits=LIMITS, tenant="pool", late_context=True)
+        assert idle.spec.late_context and idle.spec.context_dir is None
+        session = await manager.attach(
+            idle, ContextStore(FileSystemContext(context_dir)), owns_source=True, tenant="tenant-l"
+        )
+        async with session:
+            assert session.context_path == "late-mount" and idle.tenant == "tenant-l"
+            result = await session.run("print(read_file('sub/data.csv').splitlines()[1])")
+            assert result.stdout.text == "1,2\n", result.error
+            if kit.kind != "process":
+                seen = await session.run("print(open('/context/hello.txt').read(), end='')")
+                assert seen.stdout.text == "hello from the context\n", seen.error
+        assert idle.sandbox_id not in await _ids(kit.backend)
+        if kit.kind != "process":
+            assert not os.path.exists(os.path.join("/run/rlm/slots", idle.sandbox_id))
+
+
+async def test_attach_context_needs_a_late_context_sandbox(kit: Kit, context_dir: Path) -> None:
+    """attach_context on a sandbox started without late_context raises NotSupported (the manager then
+    serves the context over the socket), and leaves the sandbox running."""
+    sandbox = await kit.launch()
+    await sandbox.hello()
+    with pytest.raises(NotSupported):
+        await kit.backend.attach_context(sandbox.handle, str(context_dir))
+    assert (await sandbox.cell("print('still here')")).stdout.text == "still here\n"
+
+
+async def test_the_creation_token_stops_working_at_attach(kit: Kit, context_dir: Path) -> None:
+    """attach binds a fresh token: the runtime uses it from the configure message on, and a call with
+    the token the sandbox was created with is refused."""
+    async with SandboxManager(SandboxConfig(), backend=kit.another()) as manager:
+        idle = await manager.create(runtime=kit.runtime, limits=LIMITS, tenant="pool", late_context=True)
+        session = await manager.attach(idle, ContextStore(FileSystemContext(context_dir)), owns_source=True)
+        async with session:
+            listed = await session.run("print(list_files())")  # over the socket, whatever the mount
+            assert listed.stdout.text == "['hello.txt', 'sub/data.csv']\n", listed.error
+            async with grpc.aio.insecure_channel(idle.channel.address) as channel:
+                stub = pb_grpc.SandboxHostStub(channel)
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await stub.Stats(pb.StatsRequest(), metadata=(("x-rlm-token", idle.spec.token),))
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 async def test_reaper_removes_dead_owners_sandboxes_only(kit: Kit) -> None:

@@ -18,9 +18,11 @@ from orchestrator.errors import (
     InvalidInputError,
     RunLimitError,
     SandboxClosedError,
+    SandboxStartError,
     all_error_classes,
     sandbox_error_kind,
 )
+from orchestrator.sandbox import linux_mounts
 from orchestrator.sandbox.backend import LABEL_MANAGED, LABEL_OWNER, SandboxSpec
 from orchestrator.sandbox.docker_backend import container_kwargs
 from orchestrator.sandbox.ownership import OwnerId, is_orphan, process_start_ticks
@@ -86,6 +88,49 @@ def test_a_narrowed_context_is_not_mounted() -> None:
     """Without a context directory (a context narrowed by globs) only the socket is mounted."""
     mounts = _kwargs(_spec(context_dir=None))["mounts"]
     assert [m["Target"] for m in mounts] == ["/rlm"]
+
+
+def test_a_late_context_sandbox_gets_a_read_only_slot_with_rslave_propagation() -> None:
+    """A warm-pool sandbox mounts its empty slot read-only at /rlm-ctx, propagation rslave (a context
+    mounted beneath it on the host later appears inside, read-only), and never a context as well."""
+    spec = _spec(context_dir=None, late_context=True)
+    kw = container_kwargs(
+        spec, socket_dir="/sock", seccomp='{"defaultAction": "SCMP_ACT_ERRNO"}', uid=10001, slot_dir="/slot"
+    )
+    mounts = kw["mounts"]
+    assert [(m["Target"], m["Source"], m["ReadOnly"], m["Type"]) for m in mounts] == [
+        ("/rlm-ctx", "/slot", True, "bind"),
+        ("/rlm", "/sock", True, "bind"),
+    ]
+    assert mounts[0]["BindOptions"] == {"Propagation": "rslave"}
+    assert "BindOptions" not in mounts[1]
+    assert kw["read_only"] is True and kw["environment"] == {
+        "RLM_SOCKET": "/rlm/host.sock",
+        "RLM_TOKEN": "tok",
+    }
+    with pytest.raises(SandboxStartError, match="not both"):
+        container_kwargs(_spec(), socket_dir="/s", seccomp="{}", uid=1, slot_dir="/slot")
+    with pytest.raises(ValueError, match="not both"):
+        _spec(late_context=True)
+
+
+def test_mountinfo_is_read_with_escapes_and_propagation() -> None:
+    """The late mount's checks read /proc/self/mountinfo: mount points unescaped, the propagation tags
+    kept, the topmost mount on a path wins."""
+    text = (
+        "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n"
+        "69 27 254:0 /run/rlm/slots /run/rlm/slots rw,relatime shared:4 - ext4 /dev/vda rw\n"
+        "70 27 254:0 /x /run/a\\040b rw master:2 propagate_from:1 - ext4 /dev/vda rw\n"
+        "71 69 254:0 /ctx /run/rlm/slots/ab/context ro,nosuid shared:6 - ext4 /dev/vda rw\n"
+        "72 71 254:0 /ctx2 /run/rlm/slots/ab/context ro shared:7 - ext4 /dev/vda rw\n"
+    )
+    entries = linux_mounts.parse_mountinfo(text)
+    assert [e.mount_point for e in entries][:3] == ["/", "/run/rlm/slots", "/run/a b"]
+    assert entries[0].propagation == () and entries[1].propagation == ("shared:4",)
+    assert entries[2].propagation == ("master:2", "propagate_from:1")
+    top = linux_mounts.mount_at("/run/rlm/slots/ab/context", text)
+    assert top is not None and top.options == "ro" and top.propagation == ("shared:7",)
+    assert linux_mounts.mount_at("/nowhere", text) is None
 
 
 def test_environment_is_built_from_nothing() -> None:

@@ -75,6 +75,11 @@ class RunMetadata:
     files_read: int
     cache_hit_rate: float
     sandbox_starts: int
+    # How this level's (last) sandbox got its context: "mount" (mounted at start), "late-mount" (a warm
+    # pool's sandbox, mounted at hand-out), "grpc" (every read over the socket); "": no sandbox (or a
+    # record from before the pool).
+    context_path: str = ""
+    pooled_sandboxes: int = 0  # of sandbox_starts: those that came warm from the pool
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,19 @@ class SandboxSpec:
     token: str
     owner: str  # see ownership.OwnerId
     tenant: str = "default"
+    # Started without a context, to be given one later by attach_context (a warm pool's sandbox):
+    # the backend prepares what that needs (Docker: an empty slot under a shared mount). Never set
+    # together with context_dir.
+    late_context: bool = False
+
+    def __post_init__(self) -> None:
+        if self.late_context and self.context_dir is not None:
+            raise ValueError("a sandbox spec has either a context_dir or late_context, not both")
+
+
+class NotSupported(Exception):
+    """This backend cannot do that here (e.g. attach a context to a running sandbox): the caller falls
+    back (for a context: serve it over the socket)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +91,19 @@ class SandboxBackend(Protocol):
         ...
 
     async def close_channel(self, channel: CallbackChannel) -> None:
-        """Remove what open_channel made. Idempotent."""
+        """Remove what open_channel and start made for this sandbox (an attached context too).
+        Idempotent."""
         ...
 
     async def start(self, spec: SandboxSpec, channel: CallbackChannel) -> str:
         """Start the sandbox; its runtime dials `channel`. Returns the handle. Nothing is left on failure."""
+        ...
+
+    async def attach_context(self, handle: str, context_dir: str) -> None:
+        """Show `context_dir` read-only at /context in a running sandbox started with late_context.
+
+        Raises NotSupported when it cannot here (the caller serves the context over the socket);
+        any other failure is an error. Undone by close_channel."""
         ...
 
     async def kill(self, handle: str) -> None: ...

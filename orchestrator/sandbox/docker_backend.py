@@ -6,19 +6,27 @@ Every call runs in a worker thread under a deadline, and docker's exceptions are
 `containers.create`, pinned by tests without a daemon.
 
 Docker-specific policy lives here and nowhere else: our seccomp profile (read and verified once; no
-profile, no sandbox), runsc's pids floor, the host checks, and the per-sandbox socket directory that is
-bind-mounted read-only at /rlm as the sandbox's callback channel.
+profile, no sandbox), runsc's pids floor, the host checks, the per-sandbox socket directory that is
+bind-mounted read-only at /rlm as the sandbox's callback channel, and the late context of a warm-pool
+sandbox: an empty slot directory (beneath `mount_root`/slots, a shared mount) bind-mounted read-only at
+/rlm-ctx with propagation rslave, whose `context` subdirectory (where the image's /context symlink
+leads) gets the context at hand-out (`attach_context`, see linux_mounts). The context is a directory
+inside the slot, not the slot itself, because gVisor's gofer serves a mount's root from the directory it
+opened at start: a mount made there later is never seen, while one beneath it is (measured with runsc
+here; runc sees both).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +42,7 @@ from ..config import Runtime, SandboxConfig, SandboxLimits
 from ..errors import EngineUnavailableError, InvalidInputError, SandboxStartError
 from ..security import seccomp
 from ..security.host_check import HostFacts, evaluate
+from . import linux_mounts
 from .backend import (
     LABEL_MANAGED,
     LABEL_OWNER,
@@ -42,13 +51,16 @@ from .backend import (
     CallbackChannel,
     ContainerExit,
     ManagedSandbox,
+    NotSupported,
     SandboxSpec,
 )
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-CONTEXT_MOUNT = "/context"
+CONTEXT_MOUNT = "/context"  # a symlink in the image to /rlm-ctx/context: the runtimes mount there
+SLOT_MOUNT = "/rlm-ctx"  # a late-context sandbox's slot
+SLOT_CONTEXT = "context"  # the slot's subdirectory the context is attached to
 SOCKET_MOUNT = "/rlm"
 SOCKET_NAME = "host.sock"
 SOCKET_DIR_PREFIX = "rlm-sbx-"
@@ -59,15 +71,30 @@ DEFAULT_ENGINE_URL = "unix:///var/run/docker.sock"
 RUNSC_MIN_PIDS = 96
 
 
-def container_kwargs(spec: SandboxSpec, *, socket_dir: str, seccomp: str, uid: int) -> dict[str, Any]:
+def container_kwargs(
+    spec: SandboxSpec, *, socket_dir: str, seccomp: str, uid: int, slot_dir: str | None = None
+) -> dict[str, Any]:
     """Arguments for `containers.create`: every sandbox is built from exactly these.
 
     `socket_dir` holds the sandbox's host socket (mounted read-only at /rlm), `seccomp` is our
-    profile's JSON text, `uid` the unprivileged user the code runs as.
+    profile's JSON text, `uid` the unprivileged user the code runs as. `slot_dir` (a late-context
+    sandbox's empty slot, under a shared mount) is mounted read-only at /rlm-ctx with propagation
+    rslave, so that a read-only mount made later beneath it on the host appears inside; never with a
+    context_dir.
     """
     if not seccomp.strip().startswith("{"):
         raise SandboxStartError("refusing to start a sandbox without our seccomp profile")
+    if slot_dir is not None and spec.context_dir is not None:
+        raise SandboxStartError("a sandbox gets its context mounted at start or a slot for it, not both")
     limits = spec.limits
+    if spec.context_dir is not None:
+        context = [Mount(target=CONTEXT_MOUNT, source=spec.context_dir, type="bind", read_only=True)]
+    elif slot_dir is not None:
+        context = [
+            Mount(target=SLOT_MOUNT, source=slot_dir, type="bind", read_only=True, propagation="rslave")
+        ]
+    else:
+        context = []
     return {
         "image": spec.image,
         "command": ["python3", "-m", "rlm_sandbox"],
@@ -86,14 +113,7 @@ def container_kwargs(spec: SandboxSpec, *, socket_dir: str, seccomp: str, uid: i
         "runtime": spec.runtime.value,
         "network_mode": "none",
         "read_only": True,
-        "mounts": [
-            *(
-                [Mount(target=CONTEXT_MOUNT, source=spec.context_dir, type="bind", read_only=True)]
-                if spec.context_dir is not None
-                else []
-            ),
-            Mount(target=SOCKET_MOUNT, source=socket_dir, type="bind", read_only=True),
-        ],
+        "mounts": [*context, Mount(target=SOCKET_MOUNT, source=socket_dir, type="bind", read_only=True)],
         "tmpfs": {"/tmp": f"rw,nosuid,nodev,noexec,size={limits.tmpfs_bytes},mode=1777"},
         "shm_size": 16 * 1024**2,
         "ipc_mode": "private",
@@ -130,8 +150,14 @@ class DockerBackend:
         sandbox_uid: int = 10001,
         allow_weak_host: bool = False,
         call_timeout_s: float = 60.0,
+        mount_root: str = "",
     ) -> None:
         self._base_url = base_url or DEFAULT_ENGINE_URL
+        # Late contexts: slots/ (shared) and staging/ (private) beneath mount_root; "": none.
+        self._mount_root = mount_root
+        self._late_ready: bool | None = None  # prepared once, on the first late-context start
+        self._late_lock = threading.Lock()
+        self._slots: dict[str, str] = {}  # handle -> the slot directory of a late-context sandbox
         self._seccomp_path = seccomp_profile
         self._socket_root = socket_root or tempfile.gettempdir()
         self._uid = sandbox_uid
@@ -152,6 +178,7 @@ class DockerBackend:
             socket_root=config.socket_root,
             sandbox_uid=config.sandbox_uid,
             allow_weak_host=config.allow_weak_host,
+            mount_root=config.mount_root,
         )
 
     def _docker(self) -> docker.DockerClient:
@@ -239,9 +266,79 @@ class DockerBackend:
     async def close_channel(self, channel: CallbackChannel) -> None:
         if channel.socket_path is not None:
             shutil.rmtree(os.path.dirname(channel.socket_path), ignore_errors=True)
+        slot = os.path.join(self._slots_dir(), channel.sandbox_id)
+        handles = [h for h, path in self._slots.items() if path == slot]
+        if handles:  # a slot this backend made (others' are swept by remove_stale_channels)
+            for handle in handles:
+                del self._slots[handle]
+            await asyncio.to_thread(_remove_slot, slot)
 
     async def remove_stale_channels(self, claimed: set[str]) -> int:
-        return await asyncio.to_thread(_remove_stale_socket_dirs, self._socket_root, claimed)
+        removed = await asyncio.to_thread(_remove_stale_socket_dirs, self._socket_root, claimed)
+        if self._mount_root:
+            removed += await asyncio.to_thread(_remove_stale_slots, self._slots_dir(), claimed)
+        return removed
+
+    # -- late contexts ------------------------------------------------------------------------------
+
+    def _slots_dir(self) -> str:
+        return os.path.join(self._mount_root, "slots")
+
+    def _staging_dir(self) -> str:
+        return os.path.join(self._mount_root, "staging")
+
+    def _prepare_late(self) -> bool:
+        """slots/ a shared mount, staging/ a private one: once per backend (and per host, under a lock
+        file, since other processes share them). False, said once, when this host cannot."""
+        with self._late_lock:
+            if self._late_ready is None:
+                try:
+                    os.makedirs(self._mount_root, mode=0o711, exist_ok=True)
+                    with open(os.path.join(self._mount_root, ".lock"), "a") as lock:
+                        fcntl.flock(lock, fcntl.LOCK_EX)
+                        linux_mounts.prepare_roots(self._slots_dir(), self._staging_dir())
+                    self._late_ready = True
+                except OSError as exc:
+                    log.warning(
+                        "late contexts are off (warm-pool sandboxes get theirs over the socket): "
+                        "cannot prepare %s: %s",
+                        self._mount_root,
+                        exc,
+                    )
+                    self._late_ready = False
+            return self._late_ready
+
+    def _make_slot(self, sandbox_id: str) -> str | None:
+        if not self._mount_root or not self._prepare_late():
+            return None
+        slot = os.path.join(self._slots_dir(), sandbox_id)
+        try:
+            os.mkdir(slot, 0o755)  # the sandbox user may traverse it; it holds only the empty mount point
+            os.mkdir(os.path.join(slot, SLOT_CONTEXT), 0o755)
+            os.chmod(slot, 0o755)
+            os.chmod(os.path.join(slot, SLOT_CONTEXT), 0o755)
+        except OSError as exc:
+            log.warning(
+                "no context slot for sandbox %s (its context will be served over the socket): %s",
+                sandbox_id,
+                exc,
+            )
+            _remove_slot(slot)
+            return None
+        return slot
+
+    async def attach_context(self, handle: str, context_dir: str) -> None:
+        """Bind the context read-only at the sandbox's slot: bound in private staging, made read-only,
+        then moved into the slot, from where it propagates (already read-only) to /context inside."""
+        slot = self._slots.get(handle)
+        if slot is None:
+            raise NotSupported("this sandbox has no context slot (late contexts are off here)")
+        target = os.path.join(slot, SLOT_CONTEXT)
+        try:
+            await asyncio.to_thread(linux_mounts.attach_read_only, context_dir, self._staging_dir(), target)
+        except OSError as exc:
+            log.warning("could not attach a context to sandbox %s, serving it over the socket: %s", slot, exc)
+            raise NotSupported(f"could not attach the context: {exc}") from exc
 
     async def _check_engine(self, image: str, runtime: str) -> None:
 
@@ -300,12 +397,19 @@ class DockerBackend:
     async def start(self, spec: SandboxSpec, channel: CallbackChannel) -> str:
         if channel.socket_path is None:
             raise SandboxStartError("a Docker sandbox needs a Unix socket channel")
-        kwargs = container_kwargs(
-            spec,
-            socket_dir=os.path.dirname(channel.socket_path),
-            seccomp=await asyncio.to_thread(self._seccomp_profile),
-            uid=self._uid,
-        )
+        slot = await asyncio.to_thread(self._make_slot, spec.sandbox_id) if spec.late_context else None
+        try:
+            kwargs = container_kwargs(
+                spec,
+                socket_dir=os.path.dirname(channel.socket_path),
+                seccomp=await asyncio.to_thread(self._seccomp_profile),
+                uid=self._uid,
+                slot_dir=slot,
+            )
+        except BaseException:
+            if slot is not None:
+                await asyncio.to_thread(_remove_slot, slot)
+            raise
 
         def create_and_start() -> str:
             client = self._docker()
@@ -324,7 +428,15 @@ class DockerBackend:
                 raise SandboxStartError(f"could not start the sandbox: {_short(exc)}") from exc
             return str(container.id)
 
-        return await self._run(create_and_start)
+        try:
+            handle = await self._run(create_and_start)
+        except BaseException:
+            if slot is not None:
+                await asyncio.to_thread(_remove_slot, slot)
+            raise
+        if slot is not None:
+            self._slots[handle] = slot
+        return handle
 
     async def kill(self, container_id: str) -> None:
         def kill() -> None:
@@ -435,6 +547,50 @@ def _remove_stale_socket_dirs(root: str, claimed: set[str], min_age_s: float = 6
             continue
         if sandbox_id not in claimed and old:
             shutil.rmtree(entry.path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _remove_slot(slot: str) -> None:
+    """Detach a slot's context (if one was attached) and remove the slot."""
+    target = os.path.join(slot, SLOT_CONTEXT)
+    try:
+        linux_mounts.detach(target)
+    except OSError as exc:
+        log.warning("could not detach the context at %s: %s", target, exc)
+        return  # never remove a directory that may still show a context
+    for path in (target, slot):
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("could not remove the context slot %s: %s", path, exc)
+            return
+
+
+def _remove_stale_slots(root: str, claimed: set[str], min_age_s: float = 600.0) -> int:
+    """Remove slots of sandboxes no container claims: an attached one after a minute (a context is
+    attached only after its sandbox started, so an unclaimed one's sandbox is gone), an empty one once
+    older than any start can take."""
+    now = time.time()
+    removed = 0
+    try:
+        entries = list(os.scandir(root))
+        with open("/proc/self/mountinfo") as fh:
+            mounted = {m.mount_point for m in linux_mounts.parse_mountinfo(fh.read())}
+    except OSError:
+        return 0
+    for entry in entries:
+        if entry.name in claimed or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        attached = os.path.join(entry.path, SLOT_CONTEXT) in mounted
+        if age > (60.0 if attached else min_age_s):
+            _remove_slot(entry.path)
             removed += 1
     return removed
 

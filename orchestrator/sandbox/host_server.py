@@ -58,7 +58,7 @@ class SessionClosed(Exception):
 
 class _TokenInterceptor(aio.ServerInterceptor):
     def __init__(self, token: str) -> None:
-        self._token = token.encode()
+        self._token = token.encode()  # replaced, not added to, by rebind: one token is valid at a time
 
         async def deny(request: Any, context: aio.ServicerContext) -> Any:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad or missing sandbox token")
@@ -76,6 +76,9 @@ class _TokenInterceptor(aio.ServerInterceptor):
         if hmac.compare_digest(sent_bytes, self._token):
             return await continuation(details)
         return self._deny_stream if details.method.endswith("/Session") else self._deny_unary
+
+    def rebind(self, token: str) -> None:
+        self._token = token.encode()
 
 
 class _Servicer(pb_grpc.SandboxHostServicer):
@@ -270,6 +273,7 @@ class HostEndpoint:
         self.resumed.set()
         self._inflight: set[concurrent.futures.Future[Any]] = set()
         self.attached = False
+        self._interceptor: _TokenInterceptor | None = None
         self._server: aio.Server | None = None
         self._hello: asyncio.Future[pb.Hello] | None = None
         self._closed = asyncio.Event()
@@ -279,7 +283,12 @@ class HostEndpoint:
 
     def attach(self, store: ContextStore, subcalls: SubCalls | None, config: pb.SessionConfig | None) -> None:
         """Give the sandbox a run: its store and sub-call handler serve from now on; the context's
-        descriptor goes down before any cell can."""
+        descriptor goes down before any cell can. A config with a session_token rebinds the token:
+        from now on only it is accepted (the open session stream stays open)."""
+        if config is not None and config.session_token:
+            self._token = config.session_token
+            if self._interceptor is not None:
+                self._interceptor.rebind(config.session_token)
         self.store = store
         self.subcalls = subcalls
         if config is not None:
@@ -288,8 +297,9 @@ class HostEndpoint:
     async def start(self, uid: int | None) -> None:
         loop = asyncio.get_running_loop()
         self._hello = loop.create_future()
+        self._interceptor = _TokenInterceptor(self._token)
         self._server = aio.server(
-            interceptors=[_TokenInterceptor(self._token)],
+            interceptors=[self._interceptor],
             options=[
                 ("grpc.max_receive_message_length", self._max_receive),
                 ("grpc.max_send_message_length", 64 * 1024**2),

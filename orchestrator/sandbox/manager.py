@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rlm_proto.v1 import sandbox_pb2 as pb
 
@@ -20,11 +21,15 @@ from ..config import ContextLimits, Runtime, SandboxConfig, SandboxLimits
 from ..context.sources import ContextShape, ContextSource, FileSystemContext
 from ..context.store import ContextStore
 from ..errors import InvalidInputError, SandboxClosedError, SandboxStartError
-from .backend import CallbackChannel, SandboxBackend, SandboxSpec
+from .backend import CallbackChannel, NotSupported, SandboxBackend, SandboxSpec
 from .docker_backend import DockerBackend
 from .host_server import CALLBACK_THREADS, HostEndpoint, SubCalls
 from .ownership import OwnerId, reapable
+from .pool import PoolListener, WarmPool
 from .session import Sandbox, SandboxSession
+
+if TYPE_CHECKING:
+    from ..settings import PoolSettings
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,10 @@ class SandboxManager:
     A sandbox is created idle (started, its runtime connected, nothing attached) and then attached to
     exactly one run's store and sub-call handler; `start_session` does both. Every sandbox this manager
     made and has not yet removed, attached or not, is its own and never reaped while it lives.
+
+    With a warm pool (`use_pool`), `start_session` takes an idle pooled sandbox when the pool serves
+    the request and attaches the run's context to it then (late mount, else over the socket); the
+    pool creates and destroys through this manager, so the manager stays the only owner of sandboxes.
     """
 
     def __init__(
@@ -59,6 +68,21 @@ class SandboxManager:
         self._checks: dict[Runtime, asyncio.Future[None]] = {}
         self._callbacks: ThreadPoolExecutor | None = None  # context callbacks of every sandbox; made on use
         self._closed = False
+        self.pool: WarmPool | None = None
+
+    def use_pool(
+        self, settings: PoolSettings, *, clock: Clock | None = None, listener: PoolListener | None = None
+    ) -> WarmPool:
+        """Serve start_session from a warm pool of these settings (started by `await pool.start()`,
+        closed with the manager)."""
+        if self.pool is not None:
+            raise InvalidInputError("this manager has a warm pool already")
+        self.pool = WarmPool(self, settings, clock or self._clock, listener=listener)
+        return self.pool
+
+    def holds(self, sandbox: Sandbox) -> bool:
+        """True while `sandbox` is this manager's (created, not yet removed)."""
+        return self._live.get(sandbox.sandbox_id) is sandbox
 
     @property
     def backend(self) -> SandboxBackend:
@@ -145,26 +169,38 @@ class SandboxManager:
         tenant: str = "default",
     ) -> SandboxSession:
         """Create a sandbox over the context and attach it (see open()); `subcalls` answers its
-        llm_query / rlm_query calls."""
+        llm_query / rlm_query calls. With a warm pool that serves this runtime and these limits, an
+        idle pooled sandbox is taken instead and the context attached to it."""
         _check_tenant(tenant)
+        started = self._clock.now()
         store, owns_source = _store_for(context, include, exclude, store, context_limits)
         try:
             context_root = await asyncio.to_thread(store.source.root) if store.source.mountable else None
             await asyncio.to_thread(store.shape)  # indexes the context once, off the event loop
-            sandbox = await self.create(
-                runtime=runtime, limits=limits, context_dir=context_root, tenant=tenant
-            )
+            sandbox = None
+            if self.pool is not None:
+                rt = Runtime.parse(runtime) if isinstance(runtime, str) else runtime or self.config.runtime
+                sandbox = await self.pool.acquire(tenant, rt, limits or self.config.limits)
+            if sandbox is None:
+                sandbox = await self.create(
+                    runtime=runtime, limits=limits, context_dir=context_root, tenant=tenant
+                )
         except BaseException:
             if owns_source:
                 store.source.close()
             raise
         try:
-            return await self.attach(sandbox, store, subcalls=subcalls, owns_source=owns_source)
+            session = await self.attach(
+                sandbox, store, subcalls=subcalls, owns_source=owns_source, tenant=tenant
+            )
         except BaseException:
             await asyncio.shield(self.discard(sandbox))
             if owns_source:
                 store.source.close()
             raise
+        if self.pool is not None and sandbox.pool_profile is not None:
+            self.pool.handed_out(sandbox, self._clock.now() - started)
+        return session
 
     async def create(
         self,
@@ -173,8 +209,12 @@ class SandboxManager:
         limits: SandboxLimits | None = None,
         context_dir: str | None = None,
         tenant: str = "default",
+        late_context: bool = False,
     ) -> Sandbox:
-        """Start an idle sandbox: running, its runtime connected, no run attached (callbacks refused)."""
+        """Start an idle sandbox: running, its runtime connected, no run attached (callbacks refused).
+
+        `context_dir` is mounted at start; `late_context` (never with it) prepares the sandbox to get
+        its context at attach instead, as a warm pool's sandboxes are."""
         if self._closed:
             raise SandboxClosedError("the sandbox manager is closed")
         _check_tenant(tenant)
@@ -192,6 +232,7 @@ class SandboxManager:
             token=secrets.token_urlsafe(32),
             owner=str(self._owner),
             tenant=tenant,
+            late_context=late_context and context_dir is None,
         )
         self._starting.add(sandbox_id)
         try:
@@ -251,20 +292,43 @@ class SandboxManager:
         *,
         subcalls: SubCalls | None = None,
         owns_source: bool = False,
+        tenant: str | None = None,
     ) -> SandboxSession:
-        """Give an idle sandbox its run: the store and sub-call handler it is served from. Once only."""
+        """Give an idle sandbox its run: the store and sub-call handler it is served from. Once only.
+
+        The run's tenant (default: the one it was created for) and a fresh per-session token are bound
+        now: the token goes down in the configure message and from then on is the only one the host
+        accepts. A sandbox created with late_context gets the store's directory attached read-only at
+        /context here, when the backend can (else, or for a narrowed context, every read goes over the
+        socket); `sandbox.context_path` says which.
+        """
         if self._live.get(sandbox.sandbox_id) is not sandbox or sandbox.attached:
             raise SandboxClosedError(f"sandbox {sandbox.sandbox_id} is not an idle sandbox of this manager")
-        mounted = sandbox.spec.context_dir is not None
-        if mounted:
-            root = await asyncio.to_thread(store.source.root) if store.source.mountable else None
+        if tenant is not None:
+            _check_tenant(tenant)
+        root = await asyncio.to_thread(store.source.root) if store.source.mountable else None
+        if sandbox.spec.context_dir is not None:
             if root != sandbox.spec.context_dir:
                 raise InvalidInputError("this sandbox has another context mounted than the run's store")
+            path = "mount"
+        elif sandbox.spec.late_context and root is not None:
+            sandbox.attached = True  # from here on, no second attach (nor the pool) may take it
+            try:
+                await self._backend.attach_context(sandbox.handle, root)
+                path = "late-mount"
+            except NotSupported:
+                path = "grpc"
+        else:
+            path = "grpc"
         shape = await asyncio.to_thread(store.shape)
         sandbox.attached = True
-        sandbox.endpoint.attach(
-            store, subcalls, pb.SessionConfig(context=_descriptor(shape, store.limits, mounted=mounted))
+        sandbox.context_path = path
+        sandbox.tenant = tenant or sandbox.spec.tenant
+        config = pb.SessionConfig(
+            context=_descriptor(shape, store.limits, mounted=path != "grpc"),
+            session_token=secrets.token_urlsafe(32),
         )
+        sandbox.endpoint.attach(store, subcalls, config)
         session = SandboxSession(
             sandbox, self._backend, store, owns_source, clock=self._clock, on_closed=self._forget
         )
@@ -284,12 +348,18 @@ class SandboxManager:
         finally:
             await sandbox.endpoint.stop()
             await self._backend.close_channel(sandbox.channel)
-            self._live.pop(sandbox.sandbox_id, None)
+            self._gone(sandbox)
 
     def _forget(self, session: SandboxSession) -> None:
         """A session's sandbox is gone (closed, timed out, died): it is no longer this manager's."""
         self._sessions.discard(session)
-        self._live.pop(session.sandbox_id, None)
+        self._gone(session.sandbox)
+
+    def _gone(self, sandbox: Sandbox) -> None:
+        if self._live.get(sandbox.sandbox_id) is sandbox:
+            del self._live[sandbox.sandbox_id]
+        if self.pool is not None and sandbox.pool_profile is not None:
+            self.pool.released(sandbox)  # the tenant's share of the pool frees
 
     async def _abandon_start(
         self, start: asyncio.Future[str] | None, endpoint: HostEndpoint, channel: CallbackChannel
@@ -338,6 +408,8 @@ class SandboxManager:
         if self._closed:
             return
         self._closed = True
+        if self.pool is not None:
+            await self.pool.aclose()  # no refill starts from here on
         sessions = list(self._sessions)
         idle = [s for s in self._live.values() if not s.attached]
         try:

@@ -42,6 +42,10 @@ class Sandbox:
         self.channel = channel
         self.endpoint = endpoint
         self.attached = False
+        # The manager's records, which (unlike the engine's labels) change at hand-out:
+        self.tenant = spec.tenant  # the run's tenant once attached (a pooled one is created as "pool")
+        self.pool_profile: str | None = None  # the warm pool's profile it was started for
+        self.context_path = ""  # once attached: "mount", "late-mount" or "grpc" (see manager.attach)
 
     @property
     def sandbox_id(self) -> str:
@@ -80,6 +84,17 @@ class SandboxSession:
     @property
     def sandbox_id(self) -> str:
         return self.spec.sandbox_id
+
+    @property
+    def context_path(self) -> str:
+        """How the context reaches the code: "mount" (at start), "late-mount" (at hand-out, a warm
+        pool's sandbox) or "grpc" (not mounted: every read over the socket)."""
+        return self.sandbox.context_path
+
+    @property
+    def pooled(self) -> bool:
+        """True when the sandbox came warm from the pool."""
+        return self.sandbox.pool_profile is not None
 
     @property
     def usage(self) -> ContextUsage:

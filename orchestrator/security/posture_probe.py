@@ -62,10 +62,13 @@ def _write(path: str) -> str:
 
 def _mounts() -> dict:
     wanted = {"/", "/context", "/rlm", "/tmp", "/dev/shm", "/proc", "/sys"}
+    # /context is a symlink in the image: its mount is listed where it leads (/rlm-ctx/context).
+    shown = {os.path.realpath(path): path for path in wanted}
     found = {}
     with open("/proc/self/mounts") as fh:
         for line in fh:
             _src, target, fstype, options = line.split()[:4]
+            target = shown.get(target, target)
             if target in wanted:
                 flags = sorted({"ro", "rw", "nosuid", "nodev", "noexec"} & set(options.split(",")))
                 entry: dict[str, object] = {"flags": flags}

@@ -113,7 +113,12 @@ class RLMServer:
         policy = QuotaPolicy(s.tenants, self.store, sandbox=s.sandbox, metrics=self.metrics)
         recorder = ServerRecorder(self.store, policy, self.metrics)
         self.orchestrator = Orchestrator(
-            s, backend=self._backend, provider=self._provider, recorder=recorder, clock=self._clock
+            s,
+            backend=self._backend,
+            provider=self._provider,
+            recorder=recorder,
+            clock=self._clock,
+            pool_listener=self.metrics,  # the warm pool's size, hits, misses, hand-outs, failures
         )
         await self.orchestrator.start()  # reaps the sandboxes of the server that died
         self.registry = await asyncio.to_thread(ContextRegistry, Path(s.storage.data_dir) / CONTEXTS_DIR)

@@ -20,6 +20,8 @@ from prometheus_client.exposition import start_http_server
 
 # gRPC calls range from a health check (sub-millisecond) to a run (up to hours).
 _CALL_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0, 1800.0, 7200.0)
+# A warm hand-out takes milliseconds; a wait for a start, or a cold one, a quarter second and more.
+_HANDOUT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0)
 
 
 class Metrics:
@@ -44,7 +46,18 @@ class Metrics:
         self.pool_size = Gauge("rlm_pool_size", "Idle sandboxes in the warm pool.", registry=r)
         self.pool_hits = Counter("rlm_pool_hits", "Sandboxes handed out from the warm pool.", registry=r)
         self.pool_misses = Counter(
-            "rlm_pool_misses", "Sandboxes started cold: the pool was empty.", registry=r
+            "rlm_pool_misses",
+            "Requests the pool did not serve at once: they waited for a start, or started cold.",
+            registry=r,
+        )
+        self.pool_handout_seconds = Histogram(
+            "rlm_pool_handout_seconds",
+            "From a request to a pooled sandbox attached to its run (context and token bound).",
+            buckets=_HANDOUT_BUCKETS,
+            registry=r,
+        )
+        self.pool_start_failures = Counter(
+            "rlm_pool_start_failures", "Sandboxes the warm pool failed to start.", registry=r
         )
 
     def run_ended(self, status: str) -> None:
@@ -56,13 +69,26 @@ class Metrics:
     def call_ended(self, method: str, code: str, seconds: float) -> None:
         self.call_seconds.labels(method=method, code=code).observe(max(0.0, seconds))
 
-    def pool_changed(self, size: int, *, hit: bool = False, miss: bool = False) -> None:
-        """The warm pool's one hook: its size now, and whether a hand-out was a hit or a miss."""
+    def pool_changed(
+        self,
+        size: int,
+        *,
+        hit: bool = False,
+        miss: bool = False,
+        handout_s: float | None = None,
+        start_failed: bool = False,
+    ) -> None:
+        """The warm pool's one hook (sandbox.pool.PoolListener): its size now, and what happened: a
+        hit or a miss, a hand-out's latency, a failed start."""
         self.pool_size.set(size)
         if hit:
             self.pool_hits.inc()
         if miss:
             self.pool_misses.inc()
+        if handout_s is not None:
+            self.pool_handout_seconds.observe(max(0.0, handout_s))
+        if start_failed:
+            self.pool_start_failures.inc()
 
     def render(self) -> bytes:
         """The text exposition format, as a scrape gets it."""

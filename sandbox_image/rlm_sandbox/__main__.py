@@ -4,9 +4,11 @@ The host's address and this sandbox's token come from the environment, and so ma
 (`RLM_CONTEXT_ROOT`, default `/context`: only the tests' process backend, which runs this outside any
 container, sets it). The token is dropped from os.environ, but user code can still read it from
 /proc/self/environ: it is no secret from the sandbox itself (the sandbox's code uses this channel
-anyway); it keeps other local users off the socket. When the host goes away the stream ends and so
-does this process. If the host never answers within the connect deadline, the process exits rather
-than wait forever.
+anyway); it keeps other local users off the socket. The session's configure message carries a fresh
+token, bound when the sandbox is handed to its run (a warm pool starts sandboxes before it knows the
+tenant): every call after it uses that token, and the one from the environment stops working.
+When the host goes away the stream ends and so does this process. If the host never answers within
+the connect deadline, the process exits rather than wait forever.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ def _run_cell(
 
 
 def _configure(repl: Repl, api: HostAPI, config: pb.SessionConfig) -> None:
+    if config.session_token:  # bound at hand-out: the host accepts only this one from now on
+        api.set_token(config.session_token)
     try:
         repl.namespace["context"] = api.configure(config.context)
     except Exception as exc:  # the first cell will find `context` missing and the reason here

@@ -142,6 +142,8 @@ def build_context(descriptor: Any, api: Any, root: str = MOUNT) -> Any:
     kind = descriptor.kind
 
     def text(rel: str) -> str:
+        if not descriptor.mounted:  # served over the socket (no mount: a late-bound context)
+            return _read_whole(api, rel, int(descriptor.max_file_bytes) or 1024**2)
         with open(f"{root}/{rel}", encoding="utf-8") as fh:
             return fh.read()
 
@@ -154,3 +156,15 @@ def build_context(descriptor: Any, api: Any, root: str = MOUNT) -> Any:
     if kind == "filesystem":
         return ContextView(descriptor, api)
     return None
+
+
+def _read_whole(api: Any, rel: str, chunk: int) -> str:
+    """A whole file through read_file, in pieces no larger than one read may be."""
+    parts: list[bytes] = []
+    offset = 0
+    while True:
+        piece = api.read_bytes(rel, offset, chunk)
+        parts.append(piece)
+        offset += len(piece)
+        if len(piece) < chunk:
+            return b"".join(parts).decode("utf-8", "replace")

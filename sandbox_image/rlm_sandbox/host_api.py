@@ -36,6 +36,10 @@ class HostAPI:
         self._context_root = context_root  # where the context is mounted: /context in a container
         self.local: LocalReader | None = None  # set when the context is mounted there
 
+    def set_token(self, token: str) -> None:
+        """Use the session's token on every call from now on (the host refuses the old one)."""
+        self._metadata = tuple((k, token if k == "x-rlm-token" else v) for k, v in self._metadata)
+
     def configure(self, descriptor: pb.ContextDescriptor) -> Any:
         """Take the session's context; returns the value user code sees as `context`."""
         if descriptor.mounted:
@@ -78,10 +82,13 @@ class HostAPI:
 
     def read_file(self, path: str, offset: int = 0, length: int | None = None) -> str:
         """The file's text (UTF-8, undecodable bytes replaced); offset and length count bytes."""
+        return self.read_bytes(path, offset, length).decode("utf-8", "replace")
+
+    def read_bytes(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
+        """read_file's bytes: through the mount when there is one, else (or failing that) the host's."""
         if self.local is not None:
             try:
-                data = self.local.read(path, int(offset), None if length is None else int(length))
-                return data.decode("utf-8", "replace")
+                return self.local.read(path, int(offset), None if length is None else int(length))
             except OSError:
                 pass  # not on the mount under that name, or not readable by this user: the host serves it
         request = pb.ReadFileRequest(
@@ -91,7 +98,7 @@ class HostAPI:
             chunks = [chunk.data for chunk in self._stub.ReadFile(request, metadata=self._metadata)]
         except grpc.RpcError as exc:
             raise _translate("read_file", exc) from None
-        return b"".join(chunks).decode("utf-8", "replace")
+        return b"".join(chunks)
 
     def list_files(self, directory: str = "", glob: str = "") -> list[str]:
         request = pb.ListFilesRequest(directory=directory, glob=glob)

@@ -24,7 +24,10 @@ What it does keep from a real backend, so that tests of the logic above it mean 
 - exit codes as Docker reports them: a process killed by a signal exits with 128 + the signal (only the
   instance that started a sandbox knows its code; another instance sees it end, with exit_code None);
 - a channel per sandbox: a private 0700 directory in the temp dir (short socket paths), named after the
-  state dir, so that instances sharing a state dir also share, and sweep, their stale channels.
+  state dir, so that instances sharing a state dir also share, and sweep, their stale channels;
+- late contexts (a warm pool's sandboxes): RLM_CONTEXT_ROOT points into an empty slot of the working
+  directory, and attach_context makes it a symlink to the context (NOT read-only: nothing here is).
+  `ProcessBackend(late_context=False)` raises NotSupported instead, as a host that cannot mount does.
 
 Construct it as `ProcessBackend()` (state in a fixed directory under the temp dir, shared by every
 default instance of this user, as one Docker engine is) or `ProcessBackend(state_dir=tmp_path)`.
@@ -53,7 +56,13 @@ import rlm_sandbox
 
 from orchestrator.config import Runtime, SandboxLimits
 from orchestrator.errors import EngineUnavailableError, InvalidInputError, SandboxStartError
-from orchestrator.sandbox.backend import CallbackChannel, ContainerExit, ManagedSandbox, SandboxSpec
+from orchestrator.sandbox.backend import (
+    CallbackChannel,
+    ContainerExit,
+    ManagedSandbox,
+    NotSupported,
+    SandboxSpec,
+)
 from orchestrator.sandbox.ownership import process_start_ticks
 
 SOCKET_NAME = "host.sock"
@@ -82,7 +91,9 @@ class ProcessBackend:
         channel_root: str | os.PathLike[str] | None = None,
         stale_channel_age_s: float = 600.0,
         python: str = sys.executable,
+        late_context: bool = True,
     ) -> None:
+        self._late_context = late_context
         default = Path(tempfile.gettempdir()) / f"rlm-process-backend-{os.getuid()}"
         self._state = Path(state_dir) if state_dir is not None else default
         self._state.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -199,12 +210,18 @@ class ProcessBackend:
             raise SandboxStartError("the process backend serves Unix-socket channels only")
         handle = f"proc-{secrets.token_hex(8)}"
         workdir = tempfile.mkdtemp(prefix=f"rlm-proc-work-{spec.sandbox_id}-")
+        slot = os.path.join(workdir, "slot")
+        if spec.late_context:
+            os.mkdir(slot)
+            root = os.path.join(slot, "context")  # made by attach_context
+        else:
+            root = spec.context_dir or os.path.join(workdir, "no-context")
         env = {
             **self._base_env(),
             "RLM_SOCKET": channel.socket_path,
             "RLM_TOKEN": spec.token,
             # No context: a path that does not exist, never the host's own /context.
-            "RLM_CONTEXT_ROOT": spec.context_dir or os.path.join(workdir, "no-context"),
+            "RLM_CONTEXT_ROOT": root,
         }
         log_path = self._log_path(handle)
         try:
@@ -232,6 +249,7 @@ class ProcessBackend:
             "pid": child.pid,
             "start_ticks": process_start_ticks(child.pid),
             "workdir": workdir,
+            "slot": slot if spec.late_context else None,
         }
         try:
             staging = self._state / f".{handle}.json.tmp"
@@ -241,6 +259,12 @@ class ProcessBackend:
             await self._destroy(handle, record)
             raise
         return handle
+
+    async def attach_context(self, handle: str, context_dir: str) -> None:
+        record = self._load(handle)
+        if not self._late_context or record is None or not record.get("slot"):
+            raise NotSupported("late contexts are off for this process backend")
+        os.symlink(context_dir, os.path.join(str(record["slot"]), "context"))
 
     def _signal_group(self, record: dict[str, Any], sig: int) -> None:
         pid = int(record["pid"])
