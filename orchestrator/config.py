@@ -104,6 +104,7 @@ class RLMConfig:
     deadline_s: float = 3600.0
     max_concurrent_subcalls: int = 16  # llm_query_batched's parallelism
     max_output_chars: int = 20_000  # of a cell's output fed back to the model
+    max_completion_tokens: int = 8192  # the most one model reply may be (sent as max_tokens); 0: no cap
     recursive_llm_query: bool = False  # AStack style: llm_query itself starts a child RLM
     allowed_models: tuple[str, ...] = ()  # models code may name, besides the root and sub models
     prices_per_mtok: tuple[tuple[str, float, float], ...] = ()  # (model, input $, output $) per 1M tokens
@@ -117,6 +118,7 @@ class RLMConfig:
         _check(self.deadline_s > 0, "the deadline must be positive")
         _check(1 <= self.max_concurrent_subcalls <= 256, "max concurrent sub-calls must be in [1, 256]")
         _check(self.max_output_chars >= 100, "max output chars must be at least 100")
+        _check(self.max_completion_tokens >= 0, "max completion tokens must not be negative")
 
     @property
     def sub(self) -> str:
@@ -162,16 +164,8 @@ class SandboxConfig:
     allow_weak_host: bool = False  # operator override of the host checks; logged loudly on every start
     docker_url: str | None = None  # the engine's address; None: the local socket unix:///var/run/docker.sock
     runtimes: tuple[Runtime, ...] = (Runtime.RUNC, Runtime.RUNSC)  # offered to tenants; includes `runtime`
-    # Where warm-pool sandboxes get their context at hand-out: slots/ (a shared mount) and staging/ (a
-    # private one) beneath it, made at first use (needs root). "": contexts of pooled sandboxes are
-    # served over the socket instead.
-    mount_root: str = "/run/rlm"
 
     def __post_init__(self) -> None:
-        _check(
-            not self.mount_root or self.mount_root.startswith("/"),
-            f"mount_root must be an absolute path or empty, got {self.mount_root!r}",
-        )
         _check(bool(self.runtimes), "at least one runtime must be offered")
         names = ", ".join(str(r) for r in self.runtimes)
         _check(

@@ -133,3 +133,31 @@ def test_capped_stream_refuses_bytes() -> None:
     except TypeError:
         return
     raise AssertionError("bytes were accepted")
+
+
+def test_context_overwritten_by_the_code_is_restored_and_said() -> None:
+    """`context = ...` (a small model's habit) lasts one cell: the context is back after it, and the
+    cell's outcome names what was restored so the model can be told."""
+    repl = Repl({"read_file": lambda path: "text"})
+    original = ["the", "context"]
+    repl.protect("context", original)
+    outcome = repl.run("context = get = ['mine']\nprint(len(context))", 1000)
+    assert outcome.stdout.text() == "1\n" and outcome.restored == ("context",)
+    assert repl.namespace["context"] is original
+    again = repl.run("read_file = None\ndel FINAL", 1000)
+    assert set(again.restored) == {"read_file", "FINAL"}
+    assert repl.run("print(context)", 1000).restored == ()
+
+
+def test_final_of_the_answer_dict_means_its_content() -> None:
+    """FINAL(answer) with the answer dict gives its content; with no content it is an error, never the
+    dict's text printed as if it were the answer."""
+    repl = Repl()
+    empty = repl.run("FINAL(answer)", 1000)
+    assert (
+        empty.final is None
+        and empty.error is not None
+        and "answer['content'] is empty" in empty.error.message
+    )
+    done = repl.run("answer['content'] = 'billing'\nFINAL(answer)", 1000)
+    assert done.final == "billing"

@@ -196,7 +196,7 @@ async def test_no_final_ends_at_the_limit_with_a_forced_answer(context_dir: Path
     """A model that never ends is asked once for its answer at the iteration limit."""
 
     def script(seen: Seen, index: int) -> Reply | str:
-        return "FINAL(forced answer)" if FORCE_FINAL in seen.last_user else repl("print('still going')")
+        return "FINAL(forced answer)" if FORCE_FINAL in seen.last_user else repl(f"print('step {index}')")
 
     result, fake = await _run(script, context_dir, max_iterations=3)
     assert (result.status, result.answer) == ("max_iterations", "forced answer")

@@ -11,10 +11,10 @@ def test_repl_and_python_blocks_run_in_order() -> None:
     assert code_blocks(reply) == ["x = 1\n", "print(x)\n"]
 
 
-def test_empty_and_unterminated_blocks_are_ignored() -> None:
-    """A block with no code, or with no closing fence, runs nothing."""
+def test_empty_blocks_are_ignored_and_an_unterminated_last_block_runs() -> None:
+    """A block with no code runs nothing; a last block whose closing fence never came runs."""
     assert code_blocks("```repl\n\n```") == []
-    assert code_blocks("```repl\nx = 1\n") == []
+    assert code_blocks("```repl\nx = 1\n") == ["x = 1\n"]
 
 
 def test_final_in_prose() -> None:
@@ -37,4 +37,76 @@ def test_final_var_in_prose() -> None:
 def test_final_inside_code_is_not_prose() -> None:
     """FINAL written inside a code block is the code's business, not an answer in prose."""
     assert prose_final("```repl\nFINAL(x)\n```") is None
-    assert prose_final("call FINAL(x) when ready") is None
+    assert prose_final("```repl\nx = 1\n```\ncall FINAL(x) when ready") is None
+
+
+# ---- habits of a real small model (Qwen2.5-Coder-1.5B, recorded in tests/data/model_replies/) ----
+
+
+def _recorded(name: str, index: int) -> str:
+    """One reply the local model really wrote."""
+    import json
+    from pathlib import Path
+
+    data = json.loads((Path(__file__).parent / "data" / "model_replies" / name).read_text())
+    return str(data["replies"][index]["reply"])
+
+
+def test_a_fence_with_its_language_on_the_next_line_runs() -> None:
+    """ "```" then "repl" alone on the next line (as the model wrote it) is a repl block."""
+    assert code_blocks("Let me look.\n```\nrepl\nprint(list_files())\n```\n") == ["print(list_files())\n"]
+    assert code_blocks("```\npython\nx = 2\n```") == ["x = 2\n"]
+
+
+def test_fences_indented_under_a_list_are_dedented() -> None:
+    """Blocks the model indented under list items (IndentationError before) run dedented."""
+    reply = _recorded("demo-temperature-0.8.json", 1)
+    found = code_blocks(reply)
+    assert found and all(not code.startswith((" ", "\t")) for code in found)
+    for code in found:
+        compile(code, "<block>", "exec")  # no IndentationError any more
+
+
+def test_py_and_python3_tags_and_an_unclosed_last_block() -> None:
+    """```py and ```python3 are code; a reply cut before its closing fence still runs its last block."""
+    assert code_blocks("```py\na = 1\n```\n```python3\nb = 2\n```") == ["a = 1\n", "b = 2\n"]
+    assert code_blocks("Here:\n```repl\nprint(read_file('a.txt'))") == ["print(read_file('a.txt'))\n"]
+
+
+def test_bare_fences_run_only_when_they_hold_python_and_nothing_is_tagged() -> None:
+    """A bare "```" block runs when it parses as Python and the reply has no tagged block."""
+    assert code_blocks("```\nprint(1)\n```") == ["print(1)\n"]
+    assert code_blocks("```\nThe answer is in the logs.\n```") == []
+    assert code_blocks("```\nprint(1)\n```\n```repl\nprint(2)\n```") == ["print(2)\n"]
+    assert code_blocks("```text\nprint(1)\n```") == [] and code_blocks("```bash\nls\n```") == []
+
+
+def test_final_in_other_cases_and_inside_a_sentence() -> None:
+    """Final(5) and final("x") count; a reply without code may end with FINAL inside a sentence."""
+    assert prose_final("Final(5)") == ProseFinal(text="5")
+    assert prose_final('final("the billing service")') == ProseFinal(text="the billing service")
+    assert prose_final("So the answer is FINAL(billing), as the logs show.") == ProseFinal(variable="billing")
+    assert prose_final("**FINAL(The billing service fails most.)**") == ProseFinal(
+        text="The billing service fails most."
+    )
+
+
+def test_final_with_a_bare_name_is_the_variable() -> None:
+    """FINAL(name) reads the variable, as FINAL_VAR does: it never prints the name as the answer."""
+    assert prose_final("FINAL(answer_text)") == ProseFinal(variable="answer_text")
+    assert prose_final("FINAL(42)") == ProseFinal(text="42")
+
+
+def test_final_may_span_several_lines() -> None:
+    """FINAL( ... ) over several lines is one answer, parentheses inside it kept."""
+    reply = 'Done.\nFINAL("""The billing service (3 outages)\nfails most; restart its pool.""")'
+    assert prose_final(reply) == ProseFinal(
+        text="The billing service (3 outages)\nfails most; restart its pool."
+    )
+
+
+def test_a_fenced_placeholder_final_is_code_not_an_answer() -> None:
+    """'```\\nFINAL(answer)\\n```' (the reply that was once printed as the answer) is code to run, whose
+    runtime refuses an empty answer; it is never prose."""
+    reply = "```\nFINAL(answer)\n```"
+    assert prose_final(reply) is None and code_blocks(reply) == ["FINAL(answer)\n"]

@@ -70,8 +70,10 @@ class OpenAIProvider:
         model: str,
         on_text: OnText | None = None,
         on_reset: OnReset | None = None,
+        max_tokens: int | None = None,
     ) -> Completion:
         payload = [{"role": m.role, "content": m.content} for m in messages]
+        cap: dict[str, Any] = {"max_tokens": max_tokens} if max_tokens else {}
         started = time.perf_counter()
 
         async def attempt(emit: OnText | None) -> tuple[str, Usage]:
@@ -80,8 +82,8 @@ class OpenAIProvider:
             try:
                 async with asyncio.timeout(self._timeout_s):
                     if emit is None:
-                        return await self._once(payload, model)
-                    return await self._streamed(payload, model, emit)
+                        return await self._once(payload, model, cap)
+                    return await self._streamed(payload, model, emit, cap)
             except TimeoutError:
                 raise LLMError(
                     f"the model endpoint did not finish its reply within {self._timeout_s:g} s "
@@ -92,9 +94,11 @@ class OpenAIProvider:
         text, usage, attempts = await complete_with_retries(attempt, self._retry, on_text, on_reset)
         return Completion(text, usage, model, time.perf_counter() - started, attempts)
 
-    async def _once(self, payload: list[dict[str, str]], model: str) -> tuple[str, Usage]:
+    async def _once(
+        self, payload: list[dict[str, str]], model: str, cap: dict[str, Any]
+    ) -> tuple[str, Usage]:
         try:
-            reply = await self._chat.create(model=model, messages=payload)
+            reply = await self._chat.create(model=model, messages=payload, **cap)
         except openai.OpenAIError as exc:
             raise _translate(exc) from exc
         except ValueError as exc:  # a JSON content type on a body that is not JSON
@@ -104,16 +108,18 @@ class OpenAIProvider:
         text = completion_text(reply)
         return text, estimate_usage(payload, text, usage_of(field_of(reply, "usage")))
 
-    async def _streamed(self, payload: list[dict[str, str]], model: str, emit: OnText) -> tuple[str, Usage]:
+    async def _streamed(
+        self, payload: list[dict[str, str]], model: str, emit: OnText, cap: dict[str, Any]
+    ) -> tuple[str, Usage]:
         if not self._stream_usage:
-            return await self._stream(payload, model, emit, include_usage=False)
+            return await self._stream(payload, model, emit, cap, include_usage=False)
         try:
-            return await self._stream(payload, model, emit, include_usage=True)
+            return await self._stream(payload, model, emit, cap, include_usage=True)
         except LLMError as refused:
             if refused.status not in _OPTION_REFUSED:
                 raise
             try:
-                result = await self._stream(payload, model, emit, include_usage=False)
+                result = await self._stream(payload, model, emit, cap, include_usage=False)
             except LLMError as again:
                 if again.status in _OPTION_REFUSED:  # refused either way: the option was not the cause
                     raise
@@ -133,9 +139,16 @@ class OpenAIProvider:
             )
 
     async def _stream(
-        self, payload: list[dict[str, str]], model: str, emit: OnText, *, include_usage: bool
+        self,
+        payload: list[dict[str, str]],
+        model: str,
+        emit: OnText,
+        cap: dict[str, Any],
+        *,
+        include_usage: bool,
     ) -> tuple[str, Usage]:
         options: dict[str, Any] = {"stream_options": {"include_usage": True}} if include_usage else {}
+        options.update(cap)
         try:
             stream = await self._chat.create(model=model, messages=payload, stream=True, **options)
         except openai.OpenAIError as exc:

@@ -43,9 +43,10 @@ class RoutingProvider:
         model: str,
         on_text: OnText | None = None,
         on_reset: OnReset | None = None,
+        max_tokens: int | None = None,
     ) -> Completion:
         return await self.provider_for(model).complete(
-            messages, model=model, on_text=on_text, on_reset=on_reset
+            messages, model=model, on_text=on_text, on_reset=on_reset, max_tokens=max_tokens
         )
 
     async def aclose(self) -> None:

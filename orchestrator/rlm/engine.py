@@ -78,7 +78,6 @@ class _Level:
     code_chars: int = 0
     usage: Usage = field(default_factory=Usage)
     session: SandboxSession | None = None
-    context_path: str = ""  # how its last sandbox got the context
     lease: AbstractAsyncContextManager[object] | None = None  # a child level's sandbox quota slot
 
 
@@ -120,7 +119,6 @@ class Run:
         self.subcall_count = 0
         self.usage_by_model: dict[str, Usage] = {}
         self.sandbox_starts = 0
-        self.pooled_sandboxes = 0
         self.deepest = 0
         self._ids = itertools.count(1)
         # Model calls share one bound. Child RLMs are bounded per depth, so a child waiting for its
@@ -203,8 +201,6 @@ class Run:
         except BaseException:
             await self._release(level)
             raise
-        level.context_path = level.session.context_path
-        self.pooled_sandboxes += level.session.pooled
         return level.session
 
     async def _release(self, level: _Level) -> None:
@@ -275,7 +271,8 @@ class Run:
             shape, depth=level.depth, max_depth=self.config.max_depth, max_output=self.config.max_output_chars
         )
         messages = [Message("system", system), Message("user", prompts.query_message(query))]
-        idle = 0  # replies in a row with neither code nor a final answer
+        idle = 0  # replies in a row with neither code nor a final answer (or repeats of the last one)
+        previous = ""
         for index in range(1, self.config.max_iterations + 1):
             reason = self.budget.exhausted()
             if reason is not None:
@@ -283,6 +280,17 @@ class Run:
             self.emit(IterationStarted(index, level.depth, self.elapsed()))
             reply = await self._ask(messages, model, level)
             messages.append(Message("assistant", reply))
+            # A reply that repeats the last one, or echoes the instructions, is not run again: the
+            # model is told, and it counts as a reply that did nothing.
+            unchanged = reply.strip() == previous.strip() and bool(reply.strip())
+            echoed = prompts.echoes_instructions(reply)
+            previous = reply
+            if unchanged or echoed:
+                idle += 1
+                if idle >= MAX_IDLE_REPLIES:
+                    return None, RunStatus.STALLED
+                messages.append(Message("user", prompts.REPEATED if unchanged else prompts.ECHOED))
+                continue
             results, answer = await self._answer(reply, level)
             if answer is not None:
                 return answer, RunStatus.COMPLETED
@@ -301,7 +309,13 @@ class Run:
     async def _ask(self, messages: list[Message], model: str, level: _Level) -> str:
         on_text = (lambda piece: self.emit(ModelText(piece, level.depth))) if self.stream else None
         on_reset = (lambda: self.emit(ModelTextReset(level.depth))) if self.stream else None
-        completion = await self.provider.complete(messages, model=model, on_text=on_text, on_reset=on_reset)
+        completion = await self.provider.complete(
+            messages,
+            model=model,
+            on_text=on_text,
+            on_reset=on_reset,
+            max_tokens=self.config.max_completion_tokens,
+        )
         self.count(model, completion.usage)
         level.usage = level.usage + completion.usage
         level.codegen_s += completion.duration_s
@@ -350,9 +364,13 @@ class Run:
         found = prose_final(reply) if answer is None else None
         if found is not None and found.text is not None:
             answer = found.text
-        elif found is not None:  # FINAL_VAR(name): the sandbox holds the value
+        elif found is not None:  # FINAL_VAR(name) / FINAL(name): the sandbox holds the value, or not
             assert level.session is not None
-            answer = (await level.session.run(f"FINAL_VAR({found.variable!r})")).final
+            code = f"FINAL_VAR({found.variable!r})"
+            read = await level.session.run(code)
+            answer = read.final
+            if answer is None:  # no such variable: the model hears why its answer did not count
+                results.append((code, read))
         return results, answer
 
     def _metadata(self, status: RunStatus, level: _Level) -> RunMetadata:
@@ -384,8 +402,6 @@ class Run:
             files_read=usage.files_read,
             cache_hit_rate=usage.cache_hit_rate,
             sandbox_starts=self.sandbox_starts,
-            context_path=level.context_path,
-            pooled_sandboxes=self.pooled_sandboxes,
         )
 
     def _cost(self) -> float | None:
@@ -444,7 +460,9 @@ class SubCallHandler:
                 text = child.answer
             else:
                 async with run.slots:
-                    completion = await run.provider.complete([Message("user", prompt)], model=chosen)
+                    completion = await run.provider.complete(
+                        [Message("user", prompt)], model=chosen, max_tokens=run.config.max_completion_tokens
+                    )
                 run.count(chosen, completion.usage)
                 usage, text = completion.usage, completion.text
             return text

@@ -24,8 +24,23 @@ In the REPL:
 
 Explore the context with code, delegate reading large parts to llm_query, and build the answer in
 variables. When done, end with FINAL(answer) or FINAL_VAR(variable_name) in a ```repl block (or set
-answer["content"] and answer["ready"] = True). Do not guess: check with code first.
+answer["content"] and answer["ready"] = True). Do not guess: check with code first. `context` and the
+functions above are the REPL's: keep your own values in other names (they are restored after each block).
+
+An example, for another question ("Which service logs the most errors?") over a directory of logs.
+First look, then compute, then answer:
+{example}
 """
+
+# The worked example in the system prompt (the official implementation's prompt carries examples too).
+# A reply that only repeats one of these blocks is the model echoing its instructions: it is not run.
+EXAMPLE_BLOCKS = (
+    "files = list_files()\nprint(len(files), files[:5])\n",
+    'from collections import Counter\nhits = grep(r"ERROR")\n'
+    'counts = Counter(h["line"].split()[2] for h in hits)\nprint(counts.most_common(3))\n',
+    'FINAL(f"{counts.most_common(1)[0][0]} logs the most errors")\n',
+)
+EXAMPLE = "\n".join(f"```repl\n{block}```" for block in EXAMPLE_BLOCKS)
 
 RLM_HELP = (
     "rlm_query(prompt) / rlm_query_batched(prompts) start a sub-agent with its own REPL over the same "
@@ -38,6 +53,27 @@ FORCE_FINAL = (
     "on a line of its own."
 )
 NO_CODE = "Your reply had no ```repl block and no FINAL(...). Continue with code, or end with FINAL(answer)."
+REPEATED = (
+    "Your reply is the same as your previous one, so its code gives the same output again. Try a "
+    "different approach, or end with FINAL(answer) if you know it."
+)
+ECHOED = (
+    "[that block is the example from the instructions, not code for this context: it was not run. Write "
+    "code for the query and context you were given.]"
+)
+
+
+# Sentences of the system prompt a model may parrot back; a reply holding one echoes its instructions.
+_ECHO_MARKERS = (
+    "You work in a Python REPL that holds it",
+    "An example, for another question",
+    "Explore the context with code, delegate reading large parts to llm_query",
+)
+
+
+def echoes_instructions(reply: str) -> bool:
+    """True when the reply repeats the system prompt's own text instead of working on the query."""
+    return any(marker in reply for marker in _ECHO_MARKERS)
 
 
 def describe(shape: ContextShape) -> str:
@@ -70,6 +106,7 @@ def system_prompt(
         sub_chars=400_000,
         recursion=recursion,
         max_output=max_output,
+        example=EXAMPLE,
     ) + (f"\n{query_note}\n" if query_note else "")
 
 
@@ -94,6 +131,18 @@ def cell_feedback(code_results: list[tuple[str, CellResult]], max_chars: int) ->
             )
         if result.stdout.truncated:
             body += f"\n[output cut by the sandbox: {result.stdout.total_bytes:,} bytes were written]"
+        if result.restored:
+            names = ", ".join(f"`{name}`" for name in result.restored)
+            body += (
+                f"\n[{names} belong to the REPL and were restored after this block: keep your own "
+                "values in other variables]"
+            )
+        if (
+            result.error is not None
+            and result.error.type == "NameError"
+            and "'Final'" in result.error.message
+        ):
+            body += "\n[the function is FINAL(...), in capitals]"
         if len(body) > max_chars:
             body = body[:max_chars] + f"\n[output truncated: {len(body):,} characters, showing {max_chars:,}]"
         parts.append(f"Output of block {index}:\n{body or '(no output)'}")

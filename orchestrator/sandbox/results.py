@@ -33,6 +33,7 @@ class CellResult:
     final: str | None = None
     final_truncated: bool = False
     duration_s: float = 0.0
+    restored: tuple[str, ...] = ()  # reserved names the code overwrote, put back after the cell
 
     @property
     def ok(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json
 import math
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -14,13 +15,15 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..context.store import ContextStore, ContextUsage
 from ..errors import InvalidInputError, SandboxClosedError
 from .backend import CallbackChannel, SandboxBackend, SandboxSpec
-from .host_server import HostEndpoint, OnOutput, SessionClosed
+from .host_server import HostEndpoint, OnOutput, SessionClosed, SubCalls
 from .results import CellError, CellResult, CellStatus, Output
 
 # How long to wait for a dead sandbox's state to settle before reading why it died.
 _EXIT_SETTLE_S = 10.0
 # Well under the 64 MiB message limit of the wire, even at 4 bytes a character.
 MAX_CODE_CHARS = 8 * 1024**2
+# A bound variable's JSON goes down in pieces of this many characters (at most 4 MiB of UTF-8 each).
+BIND_PIECE_CHARS = 1024**2
 
 
 class SessionState(enum.Enum):
@@ -216,6 +219,28 @@ class SandboxSession:
                 if self._on_closed is not None:
                     self._on_closed(self)
 
+    def set_subcalls(self, subcalls: SubCalls | None) -> None:
+        """Serve this sandbox's sub-calls (and tools) from another handler from now on: a multi-turn
+        RLM session hands its sandbox to each new run's."""
+        self._endpoint.subcalls = subcalls
+
+    def bind(self, name: str, value: Any) -> None:
+        """Give the namespace `name` = value (any JSON value) before the next cell runs; the runtime
+        restores it after a cell that overwrites it (`answer` excepted). Sent in pieces of at most
+        BIND_PIECE_CHARS, so a large value (a later turn's context) fits the wire."""
+        if not name.isidentifier():
+            raise InvalidInputError(f"not a variable name: {name!r}")
+        if self.state is SessionState.CLOSED:
+            raise SandboxClosedError(f"sandbox {self.sandbox_id} is closed ({self._close_reason})")
+        try:
+            text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"{name} must be a JSON value: {exc}") from None
+        pieces = [text[i : i + BIND_PIECE_CHARS] for i in range(0, len(text), BIND_PIECE_CHARS)] or [""]
+        for index, piece in enumerate(pieces):
+            binding = pb.Binding(name=name, json=piece, more=index < len(pieces) - 1)
+            self._endpoint.outbox.put_nowait(pb.HostMessage(bind=binding))
+
     async def aclose(self) -> None:
         """Destroy the sandbox. Safe to call twice, and concurrently."""
         await self._end("closed")
@@ -263,4 +288,5 @@ def _from_proto(reply: pb.CellResult, cap: int) -> CellResult:
         final=final.text if reply.has_final else None,
         final_truncated=final.truncated,
         duration_s=reply.duration_s,
+        restored=tuple(str(name)[:100] for name in reply.restored[:64]),  # from the sandbox: bounded
     )

@@ -13,6 +13,7 @@ the connect deadline, the process exits rather than wait forever.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import queue
@@ -50,6 +51,7 @@ def _result_message(cell_id: int, outcome: CellOutcome, reads: tuple[int, int]) 
         final_truncated=outcome.final_truncated,
         duration_s=outcome.duration_s,
         reads=pb.ReadUsage(bytes=reads[0], files=reads[1]),
+        restored=list(outcome.restored),
     )
     if outcome.error is not None:
         result.error.CopyFrom(
@@ -82,9 +84,46 @@ def _configure(repl: Repl, api: HostAPI, config: pb.SessionConfig) -> None:
     if config.session_token:  # bound at hand-out: the host accepts only this one from now on
         api.set_token(config.session_token)
     try:
-        repl.namespace["context"] = api.configure(config.context)
+        repl.protect("context", api.configure(config.context))
     except Exception as exc:  # the first cell will find `context` missing and the reason here
         print(f"rlm-sandbox: could not load the context: {type(exc).__name__}: {exc}", file=sys.__stderr__)
+    if "context" in repl.namespace:  # the official REPL's name for a session's first context
+        repl.protect("context_0", repl.namespace["context"])
+    for tool in config.tools:
+        if not tool.name.isidentifier() or tool.name in repl.namespace:
+            continue  # the host refuses these names first; never let one replace the REPL's own
+        if tool.callable:
+            repl.add_function(tool.name, api.tool(tool.name, tool.description))
+        else:
+            repl.namespace[tool.name] = json.loads(tool.value_json)  # data: the model's, as any variable
+
+
+class Bindings:
+    """Joins the pieces of host-given variables (Binding messages) and binds each whole value."""
+
+    def __init__(self, repl: Repl) -> None:
+        self._repl = repl
+        self._pieces: dict[str, list[str]] = {}
+
+    def add(self, binding: pb.Binding) -> None:
+        self._pieces.setdefault(binding.name, []).append(binding.json)
+        if binding.more:
+            return
+        text = "".join(self._pieces.pop(binding.name))
+        name = binding.name
+        if not name.isidentifier():
+            return
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            print(f"rlm-sandbox: could not bind {name}: {exc}", file=sys.__stderr__)
+            return
+        if name == "answer":
+            self._repl.namespace["answer"] = value  # a new query's: the model's to fill
+            return
+        self._repl.protect(name, value)
+        if name == "history_0":  # as in the official REPL, `history` is the first
+            self._repl.protect("history", value)
 
 
 def main() -> int:
@@ -111,6 +150,7 @@ def main() -> int:
         return 2
     api = HostAPI(stub, metadata, context_root)
     repl = Repl(api.bindings())
+    bindings = Bindings(repl)
     hello = pb.Hello(runtime_version=__version__, python_version=platform.python_version(), pid=os.getpid())
     outbox.put(pb.SandboxMessage(hello=hello))
     try:
@@ -119,6 +159,8 @@ def main() -> int:
                 outbox.put(_run_cell(repl, api, command.execute, outbox.put))
             elif command.HasField("configure"):
                 _configure(repl, api, command.configure)
+            elif command.HasField("bind"):
+                bindings.add(command.bind)
     except grpc.RpcError as exc:
         # The host closed or went away: nothing left to serve.
         print(f"rlm-sandbox: session ended: {exc.code()}", file=sys.__stderr__)

@@ -2,8 +2,9 @@
 
 Names follow the paper's implementation (alexzhang13/rlm): `FINAL(x)` and `FINAL_VAR(name)` end the run,
 as does `answer["ready"] = True` with `answer["content"]`; `SHOW_VARS()` lists the user's variables.
-Reserved names (those, and the API functions the host provides) are restored after every cell if the
-user's code overwrote them, so a careless `read_file = ...` cannot break the next cell.
+Reserved names (those, the API functions the host provides, and `context`) are restored after every cell
+if the user's code overwrote them, so a careless `read_file = ...` or `context = ...` cannot break the
+next cell; the cell's result names what was restored, and the host tells the model.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class CellOutcome:
     final: str | None
     final_truncated: bool
     duration_s: float
+    restored: tuple[str, ...] = ()  # reserved names the cell overwrote, put back after it
 
 
 # An exception's message is a summary: the traceback (capped like the output) carries the detail.
@@ -59,11 +61,27 @@ class Repl:
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
         self.namespace.update(self._reserved)
         self.namespace["answer"] = {"content": "", "ready": False}
+        self._protected: dict[str, Any] = {}  # values the host gave (`context`...), restored like functions
+
+    def protect(self, name: str, value: Any) -> None:
+        """Give the namespace `name` = value, put back after any cell that overwrites it (as the
+        official REPL restores `context`): the model's code cannot lose the run's context."""
+        self._protected[name] = value
+        self.namespace[name] = value
 
     # -- the functions user code sees ------------------------------------------------------------
 
     def _final_value(self, value: object) -> None:
-        """FINAL(x): x is the run's answer."""
+        """FINAL(x): x is the run's answer. FINAL(answer), the answer dict itself, means its content."""
+        answer = self.namespace.get("answer")
+        if value is answer and isinstance(answer, dict):
+            content = answer.get("content")
+            if content is None or content == "":
+                raise ValueError(
+                    "FINAL(answer): answer['content'] is empty; set answer['content'] = ... first, "
+                    "or call FINAL with the answer itself"
+                )
+            value = content
         self._final = value
 
     def _final_var(self, name: object) -> None:
@@ -122,7 +140,7 @@ class Repl:
                 relay.close()
         duration = time.perf_counter() - started
         final = self._collect_final()
-        self._restore_reserved()
+        restored = self._restore_reserved()
         if error is not None:
             error = CellError(
                 error.type,
@@ -130,7 +148,7 @@ class Repl:
                 _cap(error.traceback, max_output_bytes)[0],
             )
         final_text, final_truncated = _cap(final, max_output_bytes) if final is not None else (None, False)
-        return CellOutcome(stdout, stderr, error, final_text, final_truncated, duration)
+        return CellOutcome(stdout, stderr, error, final_text, final_truncated, duration, restored)
 
     def _collect_final(self) -> str | None:
         if self._final is not _NOT_SET:
@@ -141,12 +159,16 @@ class Repl:
             return _as_text(answer.get("content", ""))
         return None
 
-    def _restore_reserved(self) -> None:
-        for name, value in self._reserved.items():
-            if self.namespace.get(name) is not value:
+    def _restore_reserved(self) -> tuple[str, ...]:
+        """Put back every reserved name the cell overwrote or deleted; the names put back."""
+        restored = []
+        for name, value in (*self._protected.items(), *self._reserved.items()):
+            if self.namespace.get(name, _NOT_SET) is not value:
                 self.namespace[name] = value
+                restored.append(name)
         if not isinstance(self.namespace.get("answer"), dict):
             self.namespace["answer"] = {"content": "", "ready": False}
+        return tuple(restored)
 
 
 def _compile_cell(code: str, filename: str) -> tuple[CodeType, CodeType | None]:

@@ -75,6 +75,7 @@ class ScriptedProvider:
         self.requests: list[Seen] = []
         self.waits: list[float] = []
         self.max_in_flight = 0
+        self.max_tokens: list[int | None] = []  # the cap each complete() was given
         self.closed = 0
         self._in_flight = 0
 
@@ -88,7 +89,9 @@ class ScriptedProvider:
         model: str,
         on_text: OnText | None = None,
         on_reset: OnReset | None = None,
+        max_tokens: int | None = None,
     ) -> Completion:
+        self.max_tokens.append(max_tokens)
         if self.closed:
             raise RuntimeError("ScriptedProvider: complete() after aclose()")
         given = tuple(messages)

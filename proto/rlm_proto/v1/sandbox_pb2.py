@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14rlm/v1/sandbox.proto\x12\x06rlm.v1\"\x84\x01\n\x0eSandboxMessage\x12\x1e\n\x05hello\x18\x01 \x01(\x0b\x32\r.rlm.v1.HelloH\x00\x12$\n\x06result\x18\x02 \x01(\x0b\x32\x12.rlm.v1.CellResultH\x00\x12$\n\x06output\x18\x03 \x01(\x0b\x32\x12.rlm.v1.CellOutputH\x00\x42\x06\n\x04kind\"i\n\x0bHostMessage\x12&\n\x07\x65xecute\x18\x01 \x01(\x0b\x32\x13.rlm.v1.ExecuteCellH\x00\x12*\n\tconfigure\x18\x02 \x01(\x0b\x32\x15.rlm.v1.SessionConfigH\x00\x42\x06\n\x04kind\"R\n\rSessionConfig\x12*\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x19.rlm.v1.ContextDescriptor\x12\x15\n\rsession_token\x18\x02 \x01(\t\"\xa0\x02\n\x11\x43ontextDescriptor\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07mounted\x18\x02 \x01(\x08\x12\x12\n\nfile_count\x18\x03 \x01(\x04\x12\x13\n\x0btotal_bytes\x18\x04 \x01(\x04\x12K\n\x12\x66iles_by_extension\x18\x05 \x03(\x0b\x32/.rlm.v1.ContextDescriptor.FilesByExtensionEntry\x12%\n\x07\x65ntries\x18\x06 \x03(\x0b\x32\x14.rlm.v1.ContextEntry\x12\x16\n\x0emax_file_bytes\x18\x07 \x01(\x04\x1a\x37\n\x15\x46ilesByExtensionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"*\n\x0c\x43ontextEntry\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"E\n\x05Hello\x12\x17\n\x0fruntime_version\x18\x01 \x01(\t\x12\x16\n\x0epython_version\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\"x\n\x0b\x45xecuteCell\x12\x0f\n\x07\x63\x65ll_id\x18\x01 \x01(\x04\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x18\n\x10max_output_bytes\x18\x03 \x01(\x04\x12\x19\n\x11read_budget_bytes\x18\x04 \x01(\x04\x12\x15\n\rstream_output\x18\x05 \x01(\x08\";\n\nCellOutput\x12\x0f\n\x07\x63\x65ll_id\x18\x01 \x01(\x04\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"F\n\x0e\x43\x61pturedOutput\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x11\n\ttruncated\x18\x03 \x01(\x08\"=\n\tCellError\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\ttraceback\x18\x03 \x01(\t\"\x80\x02\n\nCellResult\x12\x0f\n\x07\x63\x65ll_id\x18\x01 \x01(\x04\x12&\n\x06stdout\x18\x02 \x01(\x0b\x32\x16.rlm.v1.CapturedOutput\x12&\n\x06stderr\x18\x03 \x01(\x0b\x32\x16.rlm.v1.CapturedOutput\x12 \n\x05\x65rror\x18\x04 \x01(\x0b\x32\x11.rlm.v1.CellError\x12\x11\n\thas_final\x18\x05 \x01(\x08\x12\r\n\x05\x66inal\x18\x06 \x01(\t\x12\x12\n\nduration_s\x18\x07 \x01(\x01\x12\x17\n\x0f\x66inal_truncated\x18\x08 \x01(\x08\x12 \n\x05reads\x18\t \x01(\x0b\x32\x11.rlm.v1.ReadUsage\")\n\tReadUsage\x12\r\n\x05\x62ytes\x18\x01 \x01(\x04\x12\r\n\x05\x66iles\x18\x02 \x01(\x04\"C\n\x0fLlmQueryRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\" \n\x10LlmQueryResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\"K\n\x16LlmQueryBatchedRequest\x12\x0f\n\x07prompts\x18\x01 \x03(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\"(\n\x17LlmQueryBatchedResponse\x12\r\n\x05texts\x18\x01 \x03(\t\"?\n\x0fReadFileRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0e\n\x06length\x18\x03 \x01(\x03\"\x19\n\tFileChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"3\n\x10ListFilesRequest\x12\x11\n\tdirectory\x18\x01 \x01(\t\x12\x0c\n\x04glob\x18\x02 \x01(\t\"%\n\x12SearchFilesRequest\x12\x0f\n\x07pattern\x18\x01 \x01(\t\"\x19\n\x08\x46ileList\x12\r\n\x05paths\x18\x01 \x03(\t\"\x1f\n\x0f\x46ileInfoRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\"P\n\x0c\x46ileMetadata\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\r\n\x05lines\x18\x03 \x01(\x03\x12\x15\n\rmodified_unix\x18\x04 \x01(\x01\"\x0e\n\x0cStatsRequest\"\xb8\x01\n\x0c\x43ontextStats\x12\x12\n\nfile_count\x18\x01 \x01(\x04\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x46\n\x12\x66iles_by_extension\x18\x03 \x03(\x0b\x32*.rlm.v1.ContextStats.FilesByExtensionEntry\x1a\x37\n\x15\x46ilesByExtensionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"A\n\x0bGrepRequest\x12\x0f\n\x07pattern\x18\x01 \x01(\t\x12\x0c\n\x04glob\x18\x02 \x01(\t\x12\x13\n\x0bmax_matches\x18\x03 \x01(\r\"<\n\tGrepMatch\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x13\n\x0bline_number\x18\x02 \x01(\r\x12\x0c\n\x04line\x18\x03 \x01(\t\"E\n\x0cGrepResponse\x12\"\n\x07matches\x18\x01 \x03(\x0b\x32\x11.rlm.v1.GrepMatch\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x32\xaf\x04\n\x0bSandboxHost\x12:\n\x07Session\x12\x16.rlm.v1.SandboxMessage\x1a\x13.rlm.v1.HostMessage(\x01\x30\x01\x12=\n\x08LlmQuery\x12\x17.rlm.v1.LlmQueryRequest\x1a\x18.rlm.v1.LlmQueryResponse\x12R\n\x0fLlmQueryBatched\x12\x1e.rlm.v1.LlmQueryBatchedRequest\x1a\x1f.rlm.v1.LlmQueryBatchedResponse\x12\x38\n\x08ReadFile\x12\x17.rlm.v1.ReadFileRequest\x1a\x11.rlm.v1.FileChunk0\x01\x12\x37\n\tListFiles\x12\x18.rlm.v1.ListFilesRequest\x1a\x10.rlm.v1.FileList\x12;\n\x0bSearchFiles\x12\x1a.rlm.v1.SearchFilesRequest\x1a\x10.rlm.v1.FileList\x12\x39\n\x08\x46ileInfo\x12\x17.rlm.v1.FileInfoRequest\x1a\x14.rlm.v1.FileMetadata\x12\x33\n\x05Stats\x12\x14.rlm.v1.StatsRequest\x1a\x14.rlm.v1.ContextStats\x12\x31\n\x04Grep\x12\x13.rlm.v1.GrepRequest\x1a\x14.rlm.v1.GrepResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14rlm/v1/sandbox.proto\x12\x06rlm.v1\"\x84\x01\n\x0eSandboxMessage\x12\x1e\n\x05hello\x18\x01 \x01(\x0b\x32\r.rlm.v1.HelloH\x00\x12$\n\x06result\x18\x02 \x01(\x0b\x32\x12.rlm.v1.CellResultH\x00\x12$\n\x06output\x18\x03 \x01(\x0b\x32\x12.rlm.v1.CellOutputH\x00\x42\x06\n\x04kind\"i\n\x0bHostMessage\x12&\n\x07\x65xecute\x18\x01 \x01(\x0b\x32\x13.rlm.v1.ExecuteCellH\x00\x12*\n\tconfigure\x18\x02 \x01(\x0b\x32\x15.rlm.v1.SessionConfigH\x00\x42\x06\n\x04kind\"R\n\rSessionConfig\x12*\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x19.rlm.v1.ContextDescriptor\x12\x15\n\rsession_token\x18\x02 \x01(\t\"\xa0\x02\n\x11\x43ontextDescriptor\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07mounted\x18\x02 \x01(\x08\x12\x12\n\nfile_count\x18\x03 \x01(\x04\x12\x13\n\x0btotal_bytes\x18\x04 \x01(\x04\x12K\n\x12\x66iles_by_extension\x18\x05 \x03(\x0b\x32/.rlm.v1.ContextDescriptor.FilesByExtensionEntry\x12%\n\x07\x65ntries\x18\x06 \x03(\x0b\x32\x14.rlm.v1.ContextEntry\x12\x16\n\x0emax_file_bytes\x18\x07 \x01(\x04\x1a\x37\n\x15\x46ilesByExtensionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"*\n\x0c\x43ontextEntry\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"E\n\x05Hello\x12\x17\n\x0fruntime_version\x18\x01 \x01(\t\x12\x16\n\x0epython_version\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\"x\n\x0b\x45xecuteCell\x12\x0f\n\x07\x63\x65ll_id\x18\x01 \x01(\x04\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x18\n\x10max_output_bytes\x18\x03 \x01(\x04\x12\x19\n\x11read_budget_bytes\x18\x04 \x01(\x04\x12\x15\n\rstream_output\x18\x05 \x01(\x08\";\n\nCellOutput\x12\x0f\n\x07\x63\x65ll_id\x18\x01 \x01(\x04\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"F\n\x0e\x43\x61pturedOutput\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x11\n\ttruncated\x18\x03 \x01(\x08\"=\n\tCellError\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\ttraceback\x18\x03 \x01(\t\"\x92\x02\n\nCellResult\x12\x0f\n\x07\x63\x65ll_id\x18\x01 \x01(\x04\x12&\n\x06stdout\x18\x02 \x01(\x0b\x32\x16.rlm.v1.CapturedOutput\x12&\n\x06stderr\x18\x03 \x01(\x0b\x32\x16.rlm.v1.CapturedOutput\x12 \n\x05\x65rror\x18\x04 \x01(\x0b\x32\x11.rlm.v1.CellError\x12\x11\n\thas_final\x18\x05 \x01(\x08\x12\r\n\x05\x66inal\x18\x06 \x01(\t\x12\x12\n\nduration_s\x18\x07 \x01(\x01\x12\x17\n\x0f\x66inal_truncated\x18\x08 \x01(\x08\x12 \n\x05reads\x18\t \x01(\x0b\x32\x11.rlm.v1.ReadUsage\x12\x10\n\x08restored\x18\n \x03(\t\")\n\tReadUsage\x12\r\n\x05\x62ytes\x18\x01 \x01(\x04\x12\r\n\x05\x66iles\x18\x02 \x01(\x04\"C\n\x0fLlmQueryRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\" \n\x10LlmQueryResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\"K\n\x16LlmQueryBatchedRequest\x12\x0f\n\x07prompts\x18\x01 \x03(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\"(\n\x17LlmQueryBatchedResponse\x12\r\n\x05texts\x18\x01 \x03(\t\"?\n\x0fReadFileRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0e\n\x06length\x18\x03 \x01(\x03\"\x19\n\tFileChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"3\n\x10ListFilesRequest\x12\x11\n\tdirectory\x18\x01 \x01(\t\x12\x0c\n\x04glob\x18\x02 \x01(\t\"%\n\x12SearchFilesRequest\x12\x0f\n\x07pattern\x18\x01 \x01(\t\"\x19\n\x08\x46ileList\x12\r\n\x05paths\x18\x01 \x03(\t\"\x1f\n\x0f\x46ileInfoRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\"P\n\x0c\x46ileMetadata\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\r\n\x05lines\x18\x03 \x01(\x03\x12\x15\n\rmodified_unix\x18\x04 \x01(\x01\"\x0e\n\x0cStatsRequest\"\xb8\x01\n\x0c\x43ontextStats\x12\x12\n\nfile_count\x18\x01 \x01(\x04\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x46\n\x12\x66iles_by_extension\x18\x03 \x03(\x0b\x32*.rlm.v1.ContextStats.FilesByExtensionEntry\x1a\x37\n\x15\x46ilesByExtensionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"A\n\x0bGrepRequest\x12\x0f\n\x07pattern\x18\x01 \x01(\t\x12\x0c\n\x04glob\x18\x02 \x01(\t\x12\x13\n\x0bmax_matches\x18\x03 \x01(\r\"<\n\tGrepMatch\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x13\n\x0bline_number\x18\x02 \x01(\r\x12\x0c\n\x04line\x18\x03 \x01(\t\"E\n\x0cGrepResponse\x12\"\n\x07matches\x18\x01 \x03(\x0b\x32\x11.rlm.v1.GrepMatch\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x32\xaf\x04\n\x0bSandboxHost\x12:\n\x07Session\x12\x16.rlm.v1.SandboxMessage\x1a\x13.rlm.v1.HostMessage(\x01\x30\x01\x12=\n\x08LlmQuery\x12\x17.rlm.v1.LlmQueryRequest\x1a\x18.rlm.v1.LlmQueryResponse\x12R\n\x0fLlmQueryBatched\x12\x1e.rlm.v1.LlmQueryBatchedRequest\x1a\x1f.rlm.v1.LlmQueryBatchedResponse\x12\x38\n\x08ReadFile\x12\x17.rlm.v1.ReadFileRequest\x1a\x11.rlm.v1.FileChunk0\x01\x12\x37\n\tListFiles\x12\x18.rlm.v1.ListFilesRequest\x1a\x10.rlm.v1.FileList\x12;\n\x0bSearchFiles\x12\x1a.rlm.v1.SearchFilesRequest\x1a\x10.rlm.v1.FileList\x12\x39\n\x08\x46ileInfo\x12\x17.rlm.v1.FileInfoRequest\x1a\x14.rlm.v1.FileMetadata\x12\x33\n\x05Stats\x12\x14.rlm.v1.StatsRequest\x1a\x14.rlm.v1.ContextStats\x12\x31\n\x04Grep\x12\x13.rlm.v1.GrepRequest\x1a\x14.rlm.v1.GrepResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -59,43 +59,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CELLERROR']._serialized_start=1019
   _globals['_CELLERROR']._serialized_end=1080
   _globals['_CELLRESULT']._serialized_start=1083
-  _globals['_CELLRESULT']._serialized_end=1339
-  _globals['_READUSAGE']._serialized_start=1341
-  _globals['_READUSAGE']._serialized_end=1382
-  _globals['_LLMQUERYREQUEST']._serialized_start=1384
-  _globals['_LLMQUERYREQUEST']._serialized_end=1451
-  _globals['_LLMQUERYRESPONSE']._serialized_start=1453
-  _globals['_LLMQUERYRESPONSE']._serialized_end=1485
-  _globals['_LLMQUERYBATCHEDREQUEST']._serialized_start=1487
-  _globals['_LLMQUERYBATCHEDREQUEST']._serialized_end=1562
-  _globals['_LLMQUERYBATCHEDRESPONSE']._serialized_start=1564
-  _globals['_LLMQUERYBATCHEDRESPONSE']._serialized_end=1604
-  _globals['_READFILEREQUEST']._serialized_start=1606
-  _globals['_READFILEREQUEST']._serialized_end=1669
-  _globals['_FILECHUNK']._serialized_start=1671
-  _globals['_FILECHUNK']._serialized_end=1696
-  _globals['_LISTFILESREQUEST']._serialized_start=1698
-  _globals['_LISTFILESREQUEST']._serialized_end=1749
-  _globals['_SEARCHFILESREQUEST']._serialized_start=1751
-  _globals['_SEARCHFILESREQUEST']._serialized_end=1788
-  _globals['_FILELIST']._serialized_start=1790
-  _globals['_FILELIST']._serialized_end=1815
-  _globals['_FILEINFOREQUEST']._serialized_start=1817
-  _globals['_FILEINFOREQUEST']._serialized_end=1848
-  _globals['_FILEMETADATA']._serialized_start=1850
-  _globals['_FILEMETADATA']._serialized_end=1930
-  _globals['_STATSREQUEST']._serialized_start=1932
-  _globals['_STATSREQUEST']._serialized_end=1946
-  _globals['_CONTEXTSTATS']._serialized_start=1949
-  _globals['_CONTEXTSTATS']._serialized_end=2133
+  _globals['_CELLRESULT']._serialized_end=1357
+  _globals['_READUSAGE']._serialized_start=1359
+  _globals['_READUSAGE']._serialized_end=1400
+  _globals['_LLMQUERYREQUEST']._serialized_start=1402
+  _globals['_LLMQUERYREQUEST']._serialized_end=1469
+  _globals['_LLMQUERYRESPONSE']._serialized_start=1471
+  _globals['_LLMQUERYRESPONSE']._serialized_end=1503
+  _globals['_LLMQUERYBATCHEDREQUEST']._serialized_start=1505
+  _globals['_LLMQUERYBATCHEDREQUEST']._serialized_end=1580
+  _globals['_LLMQUERYBATCHEDRESPONSE']._serialized_start=1582
+  _globals['_LLMQUERYBATCHEDRESPONSE']._serialized_end=1622
+  _globals['_READFILEREQUEST']._serialized_start=1624
+  _globals['_READFILEREQUEST']._serialized_end=1687
+  _globals['_FILECHUNK']._serialized_start=1689
+  _globals['_FILECHUNK']._serialized_end=1714
+  _globals['_LISTFILESREQUEST']._serialized_start=1716
+  _globals['_LISTFILESREQUEST']._serialized_end=1767
+  _globals['_SEARCHFILESREQUEST']._serialized_start=1769
+  _globals['_SEARCHFILESREQUEST']._serialized_end=1806
+  _globals['_FILELIST']._serialized_start=1808
+  _globals['_FILELIST']._serialized_end=1833
+  _globals['_FILEINFOREQUEST']._serialized_start=1835
+  _globals['_FILEINFOREQUEST']._serialized_end=1866
+  _globals['_FILEMETADATA']._serialized_start=1868
+  _globals['_FILEMETADATA']._serialized_end=1948
+  _globals['_STATSREQUEST']._serialized_start=1950
+  _globals['_STATSREQUEST']._serialized_end=1964
+  _globals['_CONTEXTSTATS']._serialized_start=1967
+  _globals['_CONTEXTSTATS']._serialized_end=2151
   _globals['_CONTEXTSTATS_FILESBYEXTENSIONENTRY']._serialized_start=592
   _globals['_CONTEXTSTATS_FILESBYEXTENSIONENTRY']._serialized_end=647
-  _globals['_GREPREQUEST']._serialized_start=2135
-  _globals['_GREPREQUEST']._serialized_end=2200
-  _globals['_GREPMATCH']._serialized_start=2202
-  _globals['_GREPMATCH']._serialized_end=2262
-  _globals['_GREPRESPONSE']._serialized_start=2264
-  _globals['_GREPRESPONSE']._serialized_end=2333
-  _globals['_SANDBOXHOST']._serialized_start=2336
-  _globals['_SANDBOXHOST']._serialized_end=2895
+  _globals['_GREPREQUEST']._serialized_start=2153
+  _globals['_GREPREQUEST']._serialized_end=2218
+  _globals['_GREPMATCH']._serialized_start=2220
+  _globals['_GREPMATCH']._serialized_end=2280
+  _globals['_GREPRESPONSE']._serialized_start=2282
+  _globals['_GREPRESPONSE']._serialized_end=2351
+  _globals['_SANDBOXHOST']._serialized_start=2354
+  _globals['_SANDBOXHOST']._serialized_end=2913
 # @@protoc_insertion_point(module_scope)

@@ -121,7 +121,7 @@ class CellError(_message.Message):
     def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., traceback: _Optional[str] = ...) -> None: ...
 
 class CellResult(_message.Message):
-    __slots__ = ("cell_id", "stdout", "stderr", "error", "has_final", "final", "duration_s", "final_truncated", "reads")
+    __slots__ = ("cell_id", "stdout", "stderr", "error", "has_final", "final", "duration_s", "final_truncated", "reads", "restored")
     CELL_ID_FIELD_NUMBER: _ClassVar[int]
     STDOUT_FIELD_NUMBER: _ClassVar[int]
     STDERR_FIELD_NUMBER: _ClassVar[int]
@@ -131,6 +131,7 @@ class CellResult(_message.Message):
     DURATION_S_FIELD_NUMBER: _ClassVar[int]
     FINAL_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     READS_FIELD_NUMBER: _ClassVar[int]
+    RESTORED_FIELD_NUMBER: _ClassVar[int]
     cell_id: int
     stdout: CapturedOutput
     stderr: CapturedOutput
@@ -140,7 +141,8 @@ class CellResult(_message.Message):
     duration_s: float
     final_truncated: bool
     reads: ReadUsage
-    def __init__(self, cell_id: _Optional[int] = ..., stdout: _Optional[_Union[CapturedOutput, _Mapping]] = ..., stderr: _Optional[_Union[CapturedOutput, _Mapping]] = ..., error: _Optional[_Union[CellError, _Mapping]] = ..., has_final: _Optional[bool] = ..., final: _Optional[str] = ..., duration_s: _Optional[float] = ..., final_truncated: _Optional[bool] = ..., reads: _Optional[_Union[ReadUsage, _Mapping]] = ...) -> None: ...
+    restored: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cell_id: _Optional[int] = ..., stdout: _Optional[_Union[CapturedOutput, _Mapping]] = ..., stderr: _Optional[_Union[CapturedOutput, _Mapping]] = ..., error: _Optional[_Union[CellError, _Mapping]] = ..., has_final: _Optional[bool] = ..., final: _Optional[str] = ..., duration_s: _Optional[float] = ..., final_truncated: _Optional[bool] = ..., reads: _Optional[_Union[ReadUsage, _Mapping]] = ..., restored: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ReadUsage(_message.Message):
     __slots__ = ("bytes", "files")
