@@ -3,9 +3,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup engine postgres venv seccomp image test demo proto proto-check lint bench bench-context bench-llm clean
+.PHONY: setup engine postgres venv seccomp image node test demo proto proto-check lint bench bench-context bench-llm clean
 
-setup: engine postgres venv seccomp image
+setup: engine postgres venv seccomp image node
 
 engine:
 	@bash sandbox_image/host_setup.sh
@@ -14,6 +14,11 @@ engine:
 # goes to .build/postgres-url, which the test target passes as RLM_TEST_POSTGRES_URL.
 postgres:
 	@URL_FILE=.build/postgres-url bash sandbox_image/postgres_setup.sh
+
+# Node.js 18+ and npm (Debian's, when missing or older) and `npm ci` in examples/clients/node, for the
+# Node client's live tests (tests/test_node_client.py); a stamp in its node_modules makes it a no-op.
+node:
+	@bash sandbox_image/node_setup.sh
 
 venv: $(VENV)/.installed
 
