@@ -29,9 +29,18 @@ def test_readme_examples_are_the_files_themselves() -> None:
         "examples/rlm_agent.py",
         "examples/sandbox_api.py",
         "examples/exec_grep.sh",
+        "examples/server_client.py",  # run against a live server by tests/test_server.py
     }
     for path, text in blocks.items():
         assert (REPO / path).read_text() == text, path
+
+
+def test_every_python_block_of_the_readme_is_an_example_file() -> None:
+    """No Python in the README that a test does not run: each block is marked with its examples/ file."""
+    text = (REPO / "README.md").read_text()
+    python_blocks = re.findall(r"^```python\n(.*?)^```$", text, re.S | re.M)
+    unmarked = [b.splitlines()[0] for b in python_blocks if not b.startswith("# examples/")]
+    assert unmarked == []
 
 
 def _model(seen: Seen, index: int) -> str:

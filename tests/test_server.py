@@ -849,3 +849,19 @@ def test_trajectory_json_is_the_trajectorys_own_shape() -> None:
     trajectory = Trajectory("q", "a", RunStatus.COMPLETED, None, meta)
     message = convert.run_response("r1", trajectory)
     assert Trajectory.from_json(json.loads(message.trajectory_json)) == trajectory
+
+
+async def test_the_readme_client_example_runs_against_a_live_server(harness: Harness) -> None:
+    """examples/server_client.py (the README's Python client) runs as written against a live server."""
+    harness.replies(repl("FINAL('billing fails most')"))
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, str(REPO / "examples" / "server_client.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "RLM_ADDRESS": harness.address, "RLM_KEY": harness.keys["alice"]},
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "9" and "completed billing fails most" in done.stdout
