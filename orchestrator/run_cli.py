@@ -123,6 +123,7 @@ class Progress:
         self._started = clock()
         self._waiting_since: float | None = None
         self._shown_wait = False
+        self._last_line = 0.0  # when (into the wait) the last waiting line was written
         self._tty = bool(getattr(out, "isatty", lambda: False)())
 
     def __call__(self, event: Event) -> None:
@@ -154,6 +155,7 @@ class Progress:
             if self._shown_wait and self._tty:
                 self._out.write("\r\x1b[2K")  # clear the waiting line
             self._shown_wait = False
+            self._last_line = 0.0
 
     def tick(self) -> None:
         """Called about once a second: say how long the model has been thinking, past a few seconds
@@ -165,8 +167,9 @@ class Progress:
             return
         if self._tty:
             self._out.write(f"\r\x1b[2Kwaiting for the model ({waited:.0f} s)")
-        elif not self._shown_wait or int(waited) % WAIT_LINE_EVERY_S == 0:
+        elif not self._shown_wait or waited - self._last_line >= WAIT_LINE_EVERY_S:
             self._out.write(f"waiting for the model ({waited:.0f} s)\n")
+            self._last_line = waited
         self._shown_wait = True
         self._out.flush()
 

@@ -261,3 +261,28 @@ async def test_endpoint_refusals_say_what_to_check(reply: Reply, needles: list[s
         assert len(fake.requests) == 1  # not retried: the same request would get the same answer
     assert not refused.value.retryable
     assert all(n in refused.value.message for n in needles), refused.value.message
+
+
+def test_progress_says_how_long_the_model_has_been_thinking() -> None:
+    """Past 5 s of waiting for a reply a line says so: on a pipe once every 30 s, none after the reply."""
+    import io
+
+    from orchestrator.rlm import IterationStarted, ModelText
+    from orchestrator.run_cli import Progress
+
+    now = [0.0]
+    out = io.StringIO()
+    progress = Progress(out, stream=False, clock=lambda: now[0])
+    progress(IterationStarted(1, 0, 0.0))
+    for second in range(1, 70):
+        now[0] = float(second)
+        progress.tick()
+    progress(ModelText("reply", 0))
+    now[0] = 200.0
+    progress.tick()
+    waits = [line for line in out.getvalue().splitlines() if line.startswith("waiting")]
+    assert waits == [
+        "waiting for the model (5 s)",
+        "waiting for the model (35 s)",
+        "waiting for the model (65 s)",
+    ]
