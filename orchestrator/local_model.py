@@ -571,6 +571,9 @@ class ServerState:
     model_path: str
     log: str
     started_at: float  # time.time()
+    n_ctx: int = 0  # the settings it was started with: another request restarts it
+    temperature: float = 0.0
+    max_tokens: int = 0
 
     @property
     def base_url(self) -> str:
@@ -591,6 +594,18 @@ class ServerState:
             model_path=str(data["model_path"]),
             log=str(data["log"]),
             started_at=float(data["started_at"]),
+            n_ctx=int(data.get("n_ctx", 0)),
+            temperature=float(data.get("temperature", 0.0)),
+            max_tokens=int(data.get("max_tokens", 0)),
+        )
+
+    def serves(self, model: Path, *, n_ctx: int, temperature: float, max_tokens: int) -> bool:
+        """True when it was started with this model and these settings."""
+        return (self.model_path, self.n_ctx, self.temperature, self.max_tokens) == (
+            str(model),
+            n_ctx,
+            temperature,
+            max_tokens,
         )
 
 
@@ -633,15 +648,44 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)  # our own child: no zombie left behind
 
 
+# llama_cpp.server's own defaults for a request that names none are temperature 0.8 and no cap on the
+# reply (it runs on to the end of the context window). Our engine sends neither, so the launcher sets
+# the defaults of the request models before the server starts; a request that gives a value still wins.
+DEFAULT_TEMPERATURE = 0.2
+DEFAULT_MAX_TOKENS = 2048
+_LAUNCHER = """\
+import sys
+from llama_cpp.server import types
+for request in (types.CreateChatCompletionRequest, types.CreateCompletionRequest):
+    request.model_fields["temperature"].default = {temperature!r}
+    request.model_fields["max_tokens"].default = {max_tokens!r}
+    request.model_rebuild(force=True)
+from llama_cpp.server.__main__ import main
+sys.argv[0] = "llama_cpp.server"
+main()
+"""
+
+
 def server_command(
-    python: Path, model: Path, *, model_id: str, host: str, port: int, n_ctx: int, n_threads: int
+    python: Path,
+    model: Path,
+    *,
+    model_id: str,
+    host: str,
+    port: int,
+    n_ctx: int,
+    n_threads: int,
+    temperature: float = DEFAULT_TEMPERATURE,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
 ) -> list[str]:
-    """The llama_cpp.server command line. No chat format is named: the server takes the GGUF's own
-    chat template (it logs "Using gguf chat template")."""
+    """The llama_cpp.server command line (its __main__, behind the launcher that sets the sampling
+    defaults). No chat format is named: the server takes the GGUF's own chat template (it logs
+    "Using gguf chat template")."""
+    launcher = _LAUNCHER.format(temperature=float(temperature), max_tokens=int(max_tokens))
     return [
         str(python),
-        "-m",
-        "llama_cpp.server",
+        "-c",
+        launcher,
         "--model",
         str(model),
         "--model_alias",
@@ -707,6 +751,8 @@ def start_server(
     n_ctx: int = DEFAULT_N_CTX,
     n_threads: int = 2,
     port: int | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
     ready_timeout_s: float = 300.0,
 ) -> ServerState:
     """Start llama_cpp.server on 127.0.0.1 (a free port unless given) in a process group of its own,
@@ -714,18 +760,32 @@ def start_server(
     this model is reused; one with another model is stopped first."""
     current = running_server(paths)
     if current is not None:
-        if current.model_path == str(model) and server_answers(current.base_url) is not None:
+        same = current.serves(model, n_ctx=n_ctx, temperature=temperature, max_tokens=max_tokens)
+        if same and server_answers(current.base_url) is not None:
             report.say(f"server: already running (pid {current.pid}) at {current.base_url}")
             return current
-        report.say(f"server: stopping the running one (pid {current.pid}, {current.model_id})")
+        report.say(
+            f"server: stopping the running one (pid {current.pid}, {current.model_id}, other settings)"
+        )
         stop_server(paths)
     paths.logs.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     command = server_command(
-        python, model, model_id=model_id, host=HOST, port=port, n_ctx=n_ctx, n_threads=n_threads
+        python,
+        model,
+        model_id=model_id,
+        host=HOST,
+        port=port,
+        n_ctx=n_ctx,
+        n_threads=n_threads,
+        temperature=temperature,
+        max_tokens=max_tokens,
     )
     started = time.monotonic()
-    report.say(f"server: starting llama_cpp.server on {HOST}:{port} (n_ctx {n_ctx}, log: {paths.server_log})")
+    report.say(
+        f"server: starting llama_cpp.server on {HOST}:{port} (n_ctx {n_ctx}, default temperature "
+        f"{temperature}, default max_tokens {max_tokens}; log: {paths.server_log})"
+    )
     with paths.server_log.open("wb") as log:
         proc = subprocess.Popen(
             command,
@@ -744,6 +804,9 @@ def start_server(
         model_path=str(model),
         log=str(paths.server_log),
         started_at=time.time(),
+        n_ctx=n_ctx,
+        temperature=temperature,
+        max_tokens=max_tokens,
     )
     write_state(paths.state_file, state)  # first, so that stop works while the model loads
     deadline = started + ready_timeout_s

@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from .local_model import (
+    DEFAULT_MAX_TOKENS,
     DEFAULT_N_CTX,
+    DEFAULT_TEMPERATURE,
     QWEN_CODER_0_5B,
     QWEN_CODER_1_5B,
     CachePaths,
@@ -67,6 +69,18 @@ def add_local_model_parser(sub: Any) -> None:
         "--n-ctx", type=int, default=DEFAULT_N_CTX, help=f"context window, default {DEFAULT_N_CTX}"
     )
     parser.add_argument("--port", type=int, default=None, help="default: a free port")
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=DEFAULT_TEMPERATURE,
+        help=f"sampling temperature of a request that names none (default {DEFAULT_TEMPERATURE})",
+    )
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=DEFAULT_MAX_TOKENS,
+        help=f"longest reply of a request that names no max_tokens (default {DEFAULT_MAX_TOKENS})",
+    )
     parser.add_argument("--json", action="store_true", help="status: one JSON object")
 
 
@@ -79,8 +93,9 @@ def local_model_main(args: argparse.Namespace) -> int:
             return _stop(paths)
         if args.action == "status":
             return _status(paths, args.json)
-        if args.n_ctx < 512:
-            print("rlm: --n-ctx must be at least 512", file=sys.stderr)
+        problem = _bad_numbers(args)
+        if problem:
+            print(f"rlm: {problem}", file=sys.stderr)
             return EXIT_INVALID
         started = time.monotonic()
         python, model, model_id = _setup(args, paths, env, report)
@@ -97,6 +112,8 @@ def local_model_main(args: argparse.Namespace) -> int:
             n_ctx=args.n_ctx,
             n_threads=os.cpu_count() or 2,
             port=args.port,
+            temperature=args.temperature,
+            max_tokens=args.max_tokens,
         )
         report.say(
             f"local model: {state.model_id} at {state.base_url} ({elapsed(time.monotonic() - started)})"
@@ -110,6 +127,18 @@ def local_model_main(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("rlm: interrupted", file=sys.stderr)
         return 130
+
+
+def _bad_numbers(args: argparse.Namespace) -> str | None:
+    if args.n_ctx < 512:
+        return "--n-ctx must be at least 512"
+    if not 0 <= args.temperature <= 2:
+        return "--temperature must be between 0 and 2"
+    if not 1 <= args.max_tokens <= args.n_ctx:
+        return "--max-tokens must be between 1 and --n-ctx"
+    if args.port is not None and not 1 <= args.port <= 65535:
+        return "--port must be between 1 and 65535"
+    return None
 
 
 def _setup(
@@ -148,6 +177,9 @@ def _status(paths: CachePaths, as_json: bool) -> int:
             model_path=state.model_path,
             log=state.log,
             uptime_s=round(time.time() - state.started_at, 1),
+            n_ctx=state.n_ctx,
+            temperature=state.temperature,
+            max_tokens=state.max_tokens,
             rss_bytes=rss,
         )
     if as_json:

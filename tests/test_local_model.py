@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -312,11 +313,29 @@ def test_server_command_names_no_chat_format_and_binds_loopback(tmp_path: Path) 
         port=9,
         n_ctx=4096,
         n_threads=2,
+        temperature=0.3,
+        max_tokens=100,
     )
-    assert cmd[:3] == ["/v/bin/python", "-m", "llama_cpp.server"]
+    assert cmd[:2] == ["/v/bin/python", "-c"]
+    launcher = cmd[2]
+    assert "llama_cpp.server.__main__ import main" in launcher
+    assert '["temperature"].default = 0.3' in launcher and '["max_tokens"].default = 100' in launcher
+    compile(launcher, "<launcher>", "exec")
     pairs = dict(zip(cmd[3::2], cmd[4::2], strict=True))
     assert pairs["--host"] == "127.0.0.1" and pairs["--port"] == "9" and pairs["--n_ctx"] == "4096"
     assert pairs["--model_alias"] == "m" and "--chat_format" not in pairs
+
+
+def test_a_server_is_reused_only_with_the_same_model_and_settings(tmp_path: Path) -> None:
+    state = dataclasses.replace(_state(1, None), n_ctx=4096, temperature=0.2, max_tokens=9)
+    assert state.serves(Path("/m.gguf"), n_ctx=4096, temperature=0.2, max_tokens=9)
+    assert not state.serves(Path("/other.gguf"), n_ctx=4096, temperature=0.2, max_tokens=9)
+    assert not state.serves(Path("/m.gguf"), n_ctx=8192, temperature=0.2, max_tokens=9)
+    assert not state.serves(Path("/m.gguf"), n_ctx=4096, temperature=0.8, max_tokens=9)
+    old = json.loads(state.to_json())
+    for key in ("n_ctx", "temperature", "max_tokens"):
+        del old[key]  # a state file written before these were recorded
+    assert ServerState.from_json(json.dumps(old)).n_ctx == 0
 
 
 def test_runtime_env_is_a_cpu_build_and_leaves_the_base_alone() -> None:
