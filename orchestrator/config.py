@@ -107,6 +107,7 @@ class RLMConfig:
     max_completion_tokens: int = 8192  # the most one model reply may be (sent as max_tokens); 0: no cap
     recursive_llm_query: bool = False  # AStack style: llm_query itself starts a child RLM
     allowed_models: tuple[str, ...] = ()  # models code may name, besides the root and sub models
+    tool_timeout_s: float = 60.0  # one custom tool call's wall clock on the host
     prices_per_mtok: tuple[tuple[str, float, float], ...] = ()  # (model, input $, output $) per 1M tokens
 
     def __post_init__(self) -> None:
@@ -119,6 +120,7 @@ class RLMConfig:
         _check(1 <= self.max_concurrent_subcalls <= 256, "max concurrent sub-calls must be in [1, 256]")
         _check(self.max_output_chars >= 100, "max output chars must be at least 100")
         _check(self.max_completion_tokens >= 0, "max completion tokens must not be negative")
+        _check(0 < self.tool_timeout_s <= 3600, f"tool timeout must be in (0, 3600] s: {self.tool_timeout_s}")
 
     @property
     def sub(self) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -36,6 +36,8 @@ from .rlm.engine import Emit, Run
 from .rlm.events import Event, FinalAnswer, RunError
 from .rlm.records import MemoryRecorder, RunRecorder
 from .rlm.result import RLMResult
+from .rlm.session import RLMSession
+from .rlm.tools import ToolBox
 from .sandbox import SandboxManager, SandboxSession
 from .sandbox.backend import SandboxBackend
 from .sandbox.pool import PoolListener, PoolStats, WarmPool
@@ -118,15 +120,22 @@ class Orchestrator:
         stream: bool = False,
         run_id: str | None = None,
         sandbox_lease: Callable[[], AbstractAsyncContextManager[object]] | None = None,
+        tools: Mapping[str, Any] | ToolBox | None = None,
+        sub_tools: Mapping[str, Any] | ToolBox | None = None,
     ) -> RLMResult:
         """One RLM run to its end; the result always carries the trajectory, whatever the ending.
 
-        Raises only for input refused before the run starts (InvalidInputError) and a closed
-        orchestrator; how the run ended is the result's status. `sandbox_lease()` is entered for each
-        child level's sandboxes (a per-tenant quota: the caller holds the root's).
+        Raises only for input refused before the run starts (InvalidInputError, e.g. a custom tool
+        named like one of the REPL's own functions) and a closed orchestrator; how the run ended is the
+        result's status. `sandbox_lease()` is entered for each child level's sandboxes (a per-tenant
+        quota: the caller holds the root's). `tools` are custom tools in the official RLM's shape
+        (`{"name": function_or_value}` or `{"name": {"tool": ..., "description": ...}}`, see
+        rlm/tools.py); `sub_tools` are child RLMs' (default: the same).
         """
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("the query must be a non-empty str")
+        box = tools if isinstance(tools, ToolBox) else ToolBox(tools) if tools else None
+        sub_box = sub_tools if isinstance(sub_tools, ToolBox) or sub_tools is None else ToolBox(sub_tools)
         await self.start()
         source, owned = as_source(context)
         try:
@@ -145,12 +154,46 @@ class Orchestrator:
                 run_id=run_id,
                 tenant=tenant,
                 sandbox_lease=sandbox_lease,
+                tools=box,
+                sub_tools=sub_box,
             )
             trajectory = await run.execute(query)
         finally:
             if owned:
                 source.close()
+            for made, given in ((box, tools), (sub_box, sub_tools)):
+                if made is not None and made is not given:
+                    made.close()
         return RLMResult(trajectory.answer, trajectory.status, trajectory, run.run_id)
+
+    def session(
+        self,
+        context: ContextInput,
+        *,
+        config: RLMConfig | None = None,
+        tools: Mapping[str, Any] | ToolBox | None = None,
+        sub_tools: Mapping[str, Any] | ToolBox | None = None,
+        runtime: Runtime | str | None = None,
+        limits: SandboxLimits | None = None,
+        context_limits: ContextLimits | None = None,
+        tenant: str = "default",
+    ) -> RLMSession:
+        """A multi-turn RLM session over `context` (context_0): each `await session.query(q,
+        context=...)` continues in the same sandbox and namespace (rlm/session.py); `async with` or
+        `aclose()` destroys the sandbox. Tools are refused here, before any sandbox starts."""
+        if self._state is _State.CLOSED:
+            raise SandboxClosedError("the orchestrator is closed")
+        return RLMSession(
+            self,
+            context,
+            config=config,
+            tools=tools,
+            sub_tools=sub_tools,
+            runtime=str(runtime) if runtime is not None else None,
+            limits=limits,
+            context_limits=context_limits,
+            tenant=tenant,
+        )
 
     async def run_stream(self, *, context: ContextInput, query: str, **options: Any) -> AsyncIterator[Event]:
         """The run's events as they happen, ending with FinalAnswer (or RunError if it could not start).

@@ -208,7 +208,7 @@ async def test_a_run_without_an_end_rebuilds_as_running() -> None:
 async def test_limits_hit_are_recorded(tmp_path: Path, context_dir: Path) -> None:
     """A refused sub-call writes a LimitHit when it is refused, and the run ends with that limit."""
     recorder = MemoryRecorder()
-    code = "try:\n    llm_query('a'); llm_query('b')\nexcept LimitExceededError:\n    print('limited')"
+    code = "llm_query('a'); print(llm_query('b'))"
     script = _turns(repl(code), repl("FINAL('never')"))
     async with _orch(tmp_path, script, recorder=recorder, run={"max_subcalls": 1}) as orch:
         result = await orch.run(context=context_dir, query="q")

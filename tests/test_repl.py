@@ -49,11 +49,17 @@ def test_final_ends_with_a_value() -> None:
 
 
 def test_final_var_names_a_variable() -> None:
-    """FINAL_VAR('name') takes the named variable's value; an unknown name is a clear NameError."""
+    """FINAL_VAR('name') takes the named variable's value and returns it as a str; an unknown name is
+    no answer: it returns the official REPL's "Error: Variable ... not found" string, never raises."""
     repl = Repl()
-    assert repl.run("result = 'done'\nFINAL_VAR('result')", 1000).final == "done"
-    outcome = repl.run("FINAL_VAR('missing')", 1000)
-    assert outcome.final is None and outcome.error is not None and "missing" in outcome.error.message
+    outcome = repl.run("result = 42\nback = FINAL_VAR('result')\nprint(repr(back))", 1000)
+    assert outcome.final == "42" and outcome.stdout.text() == "'42'\n"
+    outcome = repl.run("said = FINAL_VAR('missing')\nprint(said)", 1000)
+    assert outcome.final is None and outcome.error is None
+    assert outcome.stdout.text().startswith("Error: Variable 'missing' not found. Available variables: [")
+    assert "'result'" in outcome.stdout.text() and "BEFORE calling FINAL_VAR" in outcome.stdout.text()
+    empty = Repl().run("print(FINAL_VAR('x'))", 1000).stdout.text()
+    assert "No variables have been created yet" in empty
 
 
 def test_answer_dict_ends_when_ready() -> None:
@@ -111,11 +117,16 @@ def test_reserved_names_are_restored() -> None:
     assert repl.namespace["answer"] == {"content": "", "ready": False}
 
 
-def test_show_vars_lists_user_variables_only() -> None:
-    """SHOW_VARS() lists the user's variables with their types, not the API or modules."""
+def test_show_vars_returns_the_variables_as_a_str() -> None:
+    """SHOW_VARS() returns (never prints) the variables and their types in the official wording, the
+    API functions and `answer` left out; with none, the official sentence."""
     repl = Repl({"llm_query": print})
-    text = repl.run("import os\nrows = [1]\nname = 'a'\nSHOW_VARS()", 1000).stdout.text()
-    assert text.splitlines() == ["name: str", "rows: list"]
+    assert repl.run("print(SHOW_VARS())", 1000).stdout.text() == (
+        "No variables created yet. Use ```repl``` blocks to create variables.\n"
+    )
+    outcome = repl.run("rows = [1]\nname = 'a'\nlisting = SHOW_VARS()", 1000)
+    assert outcome.stdout.text() == ""
+    assert repl.namespace["listing"] == "Available variables: {'rows': 'list', 'name': 'str'}"
 
 
 def test_output_is_capped_and_counted() -> None:

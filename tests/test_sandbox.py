@@ -241,11 +241,16 @@ print("started")
 
 
 async def test_llm_callbacks_say_not_available(session: SandboxSession) -> None:
-    """Until the RLM engine serves them, the LLM functions raise a clear error, never a made-up result."""
-    for call in ("llm_query('hi')", "llm_query_batched(['a'])", "rlm_query('hi')"):
-        result = await session.run(call)
-        assert result.error is not None and result.error.type == "NotAvailableError", call
-        assert "not available" in result.error.message
+    """Outside an RLM run the LLM functions return the official REPL's "Error: ..." string (for a batch,
+    one per prompt) saying they are not available: never a made-up reply, never an exception."""
+    said = "'Error: {}() is not available in this session'"
+    for call, shown in (
+        ("llm_query('hi')", said.format("llm_query")),
+        ("rlm_query('hi')", said.format("rlm_query")),
+        ("llm_query_batched(['a', 'b'])", f"[{said.format('llm_query_batched')}] * 2"),
+    ):
+        result = await session.run(f"print({call} == {shown})")
+        assert result.error is None and result.stdout.text == "True\n", call
 
 
 async def test_socket_requires_the_sandbox_token(session: SandboxSession) -> None:

@@ -3,7 +3,8 @@
 - FileSystemContext: a directory, narrowed by include/exclude globs (see `globs`).
 - InMemoryContext: a string, a list of strings, or a mapping of names to text (the forms the paper
   loads as `context`), written once to a private temporary directory so the same file API, the same
-  path safety and the same read-only mount serve it.
+  path safety and the same read-only mount serve it. Any other JSON value (numbers, nested lists and
+  dicts, as the official REPL loads them) is one file, `context.json`, which the sandbox decodes.
 
 A source indexes its files once, lazily. The index lists regular files only, and only those that
 resolve beneath the root: directory symlinks are not followed, file symlinks are kept only when they
@@ -13,6 +14,7 @@ resolve, by file descriptor, to a regular file inside the root.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import tempfile
@@ -21,13 +23,14 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import ContextPathError, InvalidInputError
 from . import globs, paths
 from .paths import normalise
 
-ContextValue = str | Sequence[str] | Mapping[str, str]
+# str, list[str], dict[str, str], or any other JSON value (numbers, bool, None, nested lists and dicts).
+ContextValue = str | Sequence[Any] | Mapping[str, Any] | int | float | bool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,7 @@ def display_name(name: str) -> str:
 class ContextShape:
     """What the model may be told about a context: its kind and size, never its content."""
 
-    kind: str  # "filesystem", "text", "list" or "mapping"
+    kind: str  # "filesystem", "text", "list", "mapping" or "json"
     file_count: int
     total_bytes: int
     files_by_extension: dict[str, int]
@@ -172,7 +175,8 @@ class FileSystemContext:
 
 
 class InMemoryContext:
-    """A string, a list of strings, or a mapping of names to text, served as files."""
+    """A string, a list of strings, or a mapping of names to text, served as files; any other JSON
+    value as one file, context.json."""
 
     mountable = True
 
@@ -227,6 +231,8 @@ class InMemoryContext:
 def _files_for(value: ContextValue) -> tuple[str, list[tuple[str, str, str]]]:
     if isinstance(value, str):
         return "text", [("context", "context.txt", value)]
+    if _is_json_only(value):
+        return "json", [("context", "context.json", _json_text(value))]
     if isinstance(value, Mapping):
         files = []
         for name, text in value.items():
@@ -248,6 +254,25 @@ def _files_for(value: ContextValue) -> tuple[str, list[tuple[str, str, str]]]:
     raise InvalidInputError(
         f"a context is a directory, str, list of str or dict of str, not {type(value).__name__}"
     )
+
+
+def _is_json_only(value: object) -> bool:
+    """A value that is not text, a list of text or a mapping of names to text: numbers, bool, None,
+    lists or dicts holding anything but str (str, list[str] and dict[str, str] are served as files)."""
+    if isinstance(value, bool | int | float) or value is None:
+        return True
+    if isinstance(value, Mapping):
+        return not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes | bytearray):
+        return not all(isinstance(item, str) for item in value)
+    return False
+
+
+def _json_text(value: object) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"an in-memory context must be a JSON value: {exc}") from None
 
 
 def extension_counts(paths_: Iterable[str]) -> dict[str, int]:
@@ -361,7 +386,7 @@ def _resolved_inside(root_fd: int, root_real: str, rel: str) -> tuple[FileEntry,
     return FileEntry(rel, st.st_size, st.st_mtime), real[len(root_real.rstrip("/")) + 1 :]
 
 
-ContextInput = ContextSource | os.PathLike[str] | str | Sequence[str] | Mapping[str, str]
+ContextInput = ContextSource | os.PathLike[str] | ContextValue
 
 
 def as_source(context: ContextInput) -> tuple[ContextSource, bool]:
@@ -375,7 +400,7 @@ def as_source(context: ContextInput) -> tuple[ContextSource, bool]:
         if not path.is_dir():
             raise InvalidInputError(f"context directory does not exist: {context}")
         return FileSystemContext(path), True
-    if isinstance(context, str | Sequence | Mapping):
+    if isinstance(context, str | Sequence | Mapping | int | float | bool) or context is None:
         return InMemoryContext(context), True
     if hasattr(context, "index") and hasattr(context, "root"):
         return context, False

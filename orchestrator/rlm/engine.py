@@ -5,6 +5,10 @@ module only sequences them. A run has one context store, one budget and one sub-
 the root and its child RLMs; each level gets a sandbox of its own. Every step is written to the run's
 recorder when it happens (records.py), and the trajectory each level returns is built from those
 records. Time comes from the injected clock.
+
+A run may have custom tools (tools.ToolBox: host functions its sandboxes call by name, each call one
+sub-call of the budget) and, in a multi-turn session (session.RLMSession), a `root` that lends the
+root level its kept sandbox (RootSandbox) instead of a fresh one.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ import asyncio
 import itertools
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..config import RLMConfig, SandboxLimits
@@ -30,6 +35,8 @@ from ..errors import (
 )
 from ..llm.types import LLMProvider, Message, Usage
 from ..sandbox import CellError, CellResult, CellStatus, SandboxManager, SandboxSession
+from ..sandbox.host_server import SubCalls
+from ..sandbox.tools import ToolOutcome, ToolSpec
 from ..status import RunStatus
 from . import prompts
 from .budget import RunBudget
@@ -60,6 +67,7 @@ from .records import (
     build_trajectory,
     clip,
 )
+from .tools import ToolBox
 from .trajectory import CellRecord, IterationRecord, RunMetadata, SubCallRecord, Trajectory
 
 Emit = Callable[[Event], None]
@@ -79,6 +87,18 @@ class _Level:
     usage: Usage = field(default_factory=Usage)
     session: SandboxSession | None = None
     lease: AbstractAsyncContextManager[object] | None = None  # a child level's sandbox quota slot
+    messages: list[Message] = field(default_factory=list)  # what the model was sent, as it grows
+    cell_calls: list[SubCallRecord] = field(default_factory=list)  # the running cell's sub-calls
+
+
+class RootSandbox(Protocol):
+    """Lends a run's root level a kept sandbox (a multi-turn session's, session.RLMSession)."""
+
+    async def acquire(
+        self, start: Callable[[], Awaitable[SandboxSession]], subcalls: SubCalls
+    ) -> SandboxSession: ...
+    async def release(self, sandbox: SandboxSession, messages: list[Message]) -> None: ...
+    def note(self) -> str: ...
 
 
 class Run:
@@ -100,7 +120,12 @@ class Run:
         run_id: str | None = None,
         tenant: str = "default",
         sandbox_lease: Callable[[], AbstractAsyncContextManager[object]] | None = None,
+        tools: ToolBox | None = None,
+        sub_tools: ToolBox | None = None,
+        root: RootSandbox | None = None,
     ) -> None:
+        """`tools` serve the root level, `sub_tools` (default: the same) child RLMs; `root` keeps the
+        root level's sandbox across runs."""
         self.config = config
         self.provider = provider
         self.manager = manager
@@ -115,6 +140,9 @@ class Run:
         self.run_id = run_id or secrets.token_hex(8)
         self.tenant = tenant
         self.sandbox_lease = sandbox_lease
+        self.tools = tools
+        self.sub_tools = sub_tools if sub_tools is not None else tools
+        self.root = root
         self.records: list[Record] = []  # this run's own, whatever the recorder keeps
         self.subcall_count = 0
         self.usage_by_model: dict[str, Usage] = {}
@@ -189,15 +217,23 @@ class Run:
             lease = self.sandbox_lease()
             await lease.__aenter__()
             level.lease = lease
-        self.sandbox_starts += 1
-        try:
-            level.session = await self.manager.start_session(
+        handler = SubCallHandler(self, level)
+
+        async def start() -> SandboxSession:
+            self.sandbox_starts += 1
+            return await self.manager.start_session(
                 store=self.store,
                 runtime=self.runtime,
                 limits=self.limits,
-                subcalls=SubCallHandler(self, level),
+                subcalls=handler,
                 tenant=self.tenant,
             )
+
+        try:
+            if level.depth == 0 and self.root is not None:
+                level.session = await self.root.acquire(start, handler)
+            else:
+                level.session = await start()
         except BaseException:
             await self._release(level)
             raise
@@ -241,7 +277,9 @@ class Run:
                 status, error = RunStatus.CANCELLED, "the run was cancelled"
                 raise
         finally:
-            if level.session is not None:
+            if level.session is not None and level.depth == 0 and self.root is not None:
+                await asyncio.shield(self.root.release(level.session, level.messages))
+            elif level.session is not None:
                 await asyncio.shield(self.manager.close_session(level.session))
             await asyncio.shield(self._release(level))
             if status.is_limit:
@@ -268,9 +306,13 @@ class Run:
     async def _iterate(self, query: str, level: _Level, model: str) -> tuple[str | None, RunStatus]:
         shape = await asyncio.to_thread(self.store.shape)
         system = prompts.system_prompt(
-            shape, depth=level.depth, max_depth=self.config.max_depth, max_output=self.config.max_output_chars
+            shape,
+            depth=level.depth,
+            max_depth=self.config.max_depth,
+            max_output=self.config.max_output_chars,
+            query_note=self._query_note(level),
         )
-        messages = [Message("system", system), Message("user", prompts.query_message(query))]
+        messages = level.messages = [Message("system", system), Message("user", prompts.query_message(query))]
         idle = 0  # replies in a row with neither code nor a final answer (or repeats of the last one)
         previous = ""
         for index in range(1, self.config.max_iterations + 1):
@@ -306,6 +348,15 @@ class Run:
         _results, answer = await self._answer(forced, level)
         return answer, RunStatus.MAX_ITERATIONS
 
+    def tools_for(self, level: _Level) -> ToolBox | None:
+        return self.tools if level.depth == 0 else self.sub_tools
+
+    def _query_note(self, level: _Level) -> str:
+        """The system prompt's last part: the level's custom tools, and a session's contexts and histories."""
+        tools = self.tools_for(level)
+        session = self.root.note() if level.depth == 0 and self.root is not None else ""
+        return "\n\n".join(part for part in (tools.prompt_section() if tools else "", session) if part)
+
     async def _ask(self, messages: list[Message], model: str, level: _Level) -> str:
         on_text = (lambda piece: self.emit(ModelText(piece, level.depth))) if self.stream else None
         on_reset = (lambda: self.emit(ModelTextReset(level.depth))) if self.stream else None
@@ -340,13 +391,14 @@ class Run:
             self.emit(CodeStarted(code, level.depth))
             level.code_chars += len(code)
             started = self.clock.now()
+            level.cell_calls = []
             try:
                 result = await level.session.run(code)
             except InvalidInputError as exc:  # e.g. a NUL byte: the model is told, nothing ran
                 result = CellResult(CellStatus.INVALID, error=CellError("InvalidInput", exc.message))
             level.repl_s += self.clock.now() - started
             results.append((code, result))
-            record = _cell_record(code, result)
+            record = _cell_record(code, result, sorted(level.cell_calls, key=lambda call: call.id))
             await self.record(CellRecorded(self.run_id, level.label, level.iterations, record))
             self.emit(CellFinished(record, level.depth))
             if result.final is not None:
@@ -366,7 +418,7 @@ class Run:
             answer = found.text
         elif found is not None:  # FINAL_VAR(name) / FINAL(name): the sandbox holds the value, or not
             assert level.session is not None
-            code = f"FINAL_VAR({found.variable!r})"
+            code = f"print(FINAL_VAR({found.variable!r}))"  # a missing name prints why
             read = await level.session.run(code)
             answer = read.final
             if answer is None:  # no such variable: the model hears why its answer did not count
@@ -489,6 +541,8 @@ class SubCallHandler:
                 clip(text),
             )
             run.subcall_count += 1
+            if error is None:  # as the official REPL's rlm_calls: a cell lists the calls that worked
+                level.cell_calls.append(record)
             await run.record(SubCallRecorded(run.run_id, level.label, record))
             run.emit(SubCallFinished(record))
 
@@ -504,8 +558,60 @@ class SubCallHandler:
         self._model(model)  # a bad model fails the whole call, as a bad argument should
         return list(await asyncio.gather(*(one(p) for p in prompts_)))
 
+    # -- custom tools (sandbox.tools.ToolCalls) ---------------------------------------------------
 
-def _cell_record(code: str, result: CellResult) -> CellRecord:
+    def tool_specs(self) -> Sequence[ToolSpec]:
+        tools = self._run.tools_for(self._level)
+        return tools.specs() if tools else ()
+
+    async def call_tool(self, name: str, arguments_json: str) -> ToolOutcome:
+        """One call of a custom tool: a sub-call of the budget (kind "tool"), bounded by tool_timeout_s."""
+        run, level = self._run, self._level
+        tools = run.tools_for(level)
+        if tools is None or name not in tools:
+            raise InvalidInputError(f"no custom tool named {name!r} in this run")
+        try:
+            run.budget.take_subcall()
+        except RunLimitError as exc:
+            await run.record(
+                LimitHit(
+                    run.run_id, level.label, run.budget.exhausted() or RunStatus.MAX_SUBCALLS, exc.message
+                )
+            )
+            raise
+        call_id = run.next_id()
+        run.emit(SubCallStarted(call_id, "tool", level.depth + 1, len(arguments_json)))
+        started = run.clock.now()
+        outcome = ToolOutcome(error_type="CancelledError", error_message="cancelled")
+        try:
+            outcome = await tools.call(name, arguments_json, run.config.tool_timeout_s)
+            return outcome
+        finally:
+            failed = outcome.result_json is None
+            reply = f"{outcome.error_type}: {outcome.error_message}" if failed else outcome.result_json or ""
+            record = SubCallRecord(
+                call_id,
+                level.label,
+                level.depth + 1,
+                "tool",
+                name,
+                len(arguments_json),
+                len(reply),
+                0,
+                0,
+                run.clock.now() - started,
+                reply if failed else None,
+                clip(arguments_json),
+                "" if failed else clip(reply),
+            )
+            run.subcall_count += 1
+            if not failed:
+                level.cell_calls.append(record)
+            await run.record(SubCallRecorded(run.run_id, level.label, record))
+            run.emit(SubCallFinished(record))
+
+
+def _cell_record(code: str, result: CellResult, subcalls: Sequence[SubCallRecord] = ()) -> CellRecord:
     error = None
     if result.error is not None:
         error = result.error.traceback or f"{result.error.type}: {result.error.message}"
@@ -517,4 +623,5 @@ def _cell_record(code: str, result: CellResult) -> CellRecord:
         error,
         result.final,
         result.duration_s,
+        tuple(subcalls),
     )

@@ -84,6 +84,8 @@ def describe(shape: ContextShape) -> str:
         return f"a list of {shape.file_count:,} texts, {shape.total_bytes:,} bytes in all"
     if shape.kind == "mapping":
         return f"a dict of {shape.file_count:,} named texts, {shape.total_bytes:,} bytes in all"
+    if shape.kind == "json":
+        return f"a JSON value of {shape.total_bytes:,} bytes (`context` is the decoded value)"
     return f"a directory of {shape.file_count:,} files, {shape.total_bytes:,} bytes ({kinds})"
 
 
@@ -92,6 +94,7 @@ def context_help(shape: ContextShape) -> str:
         "text": "the whole text, a str",
         "list": "a list of str",
         "mapping": "a dict of name -> str",
+        "json": "the value itself (numbers, lists and dicts, as decoded from JSON)",
     }.get(shape.kind, "a lazy view of the files: len(context), context.files, context[path]")
 
 

@@ -24,6 +24,9 @@ class CellRecord:
     error: str | None
     final: str | None
     duration_s: float
+    # The sub-calls this cell made that succeeded (as the official REPL's rlm_calls: failed ones are in
+    # the trajectory's subcalls only), in the order made, with their texts (each clipped as there).
+    subcalls: tuple[SubCallRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +112,14 @@ class Trajectory:
                     **{
                         **it,
                         "cells": tuple(
-                            CellRecord(**{**c, "status": CellStatus(c["status"])}) for c in it["cells"]
+                            CellRecord(
+                                **{
+                                    **c,
+                                    "status": CellStatus(c["status"]),
+                                    "subcalls": tuple(SubCallRecord(**s) for s in c.get("subcalls", ())),
+                                }
+                            )
+                            for c in it["cells"]
                         ),
                     }
                 )

@@ -27,6 +27,7 @@ from rlm_proto.v1 import sandbox_pb2_grpc as pb_grpc
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import RLMError, grpc_status, sandbox_error_kind
+from .tools import ToolCalls
 
 if TYPE_CHECKING:
     from ..context.store import ContextStore
@@ -226,6 +227,27 @@ class _Servicer(pb_grpc.SandboxHostServicer):
         except Exception:
             await self._internal(context)
         return pb.LlmQueryBatchedResponse(texts=texts)
+
+    async def ToolCall(
+        self, request: pb.ToolCallRequest, context: aio.ServicerContext
+    ) -> pb.ToolCallResponse:
+        """A custom tool, run by the run's handler (which counts it, bounds its time, and keeps the
+        functions on the host); what the function raised is an answer, not an RPC error."""
+        handler = self._endpoint.subcalls
+        if not isinstance(handler, ToolCalls):
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "no tools are available in this session")
+        assert isinstance(handler, ToolCalls)
+        try:
+            with self._endpoint.subcall_in_flight():
+                outcome = await handler.call_tool(request.name, request.arguments_json)
+        except RLMError as exc:
+            await self._refuse(context, exc)
+        except Exception:
+            await self._internal(context)
+        if outcome.result_json is None:
+            error = pb.ToolError(type=outcome.error_type, message=outcome.error_message)
+            return pb.ToolCallResponse(error=error)
+        return pb.ToolCallResponse(result_json=outcome.result_json)
 
 
 def _status_for(exc: RLMError) -> tuple[grpc.StatusCode, str]:

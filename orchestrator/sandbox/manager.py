@@ -27,6 +27,7 @@ from .host_server import CALLBACK_THREADS, HostEndpoint, SubCalls
 from .ownership import OwnerId, reapable
 from .pool import PoolListener, WarmPool
 from .session import Sandbox, SandboxSession
+from .tools import ToolCalls
 
 if TYPE_CHECKING:
     from ..settings import PoolSettings
@@ -327,6 +328,7 @@ class SandboxManager:
         config = pb.SessionConfig(
             context=_descriptor(shape, store.limits, mounted=path != "grpc"),
             session_token=secrets.token_urlsafe(32),
+            tools=_tool_specs(subcalls),
         )
         sandbox.endpoint.attach(store, subcalls, config)
         session = SandboxSession(
@@ -454,6 +456,16 @@ def _store_for(
     if include or exclude:
         raise InvalidInputError("include/exclude apply to a directory context; set them on the source")
     return ContextStore(context, context_limits), False
+
+
+def _tool_specs(subcalls: SubCalls | None) -> list[pb.ToolSpec]:
+    """The run's custom tools, named for the sandbox (never the functions: those stay here)."""
+    if not isinstance(subcalls, ToolCalls):
+        return []
+    return [
+        pb.ToolSpec(name=t.name, description=t.description, callable=t.callable, value_json=t.value_json)
+        for t in subcalls.tool_specs()
+    ]
 
 
 def _descriptor(shape: ContextShape, limits: ContextLimits, mounted: bool) -> pb.ContextDescriptor:

@@ -9,6 +9,7 @@ arrives with each cell and what was read goes back with its result, so the host 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -149,6 +150,8 @@ def build_context(descriptor: Any, api: Any, root: str = MOUNT) -> Any:
 
     if kind == "text":
         return text(descriptor.entries[0].path)
+    if kind == "json":  # any other JSON value (numbers, nested lists and dicts), as one file
+        return json.loads(text(descriptor.entries[0].path))
     if kind == "list":
         return [text(entry.path) for entry in descriptor.entries]
     if kind == "mapping":

@@ -5,6 +5,9 @@ SandboxAPIError
  +-- ContextPathError        a path that is not a readable file inside the context root (also ValueError)
  +-- LimitExceededError      a per-run limit (bytes read, sub-calls, tokens) was reached
  +-- HostCallError           any other failure of a callback, with the host's message
+ +-- ToolError               a custom tool raised an exception that is not a built-in one (the
+                             sandbox raises a subclass named like it; built-in ones are raised as
+                             themselves, e.g. ValueError)
 """
 
 from __future__ import annotations
@@ -32,3 +35,7 @@ class LimitExceededError(SandboxAPIError):
 
 class HostCallError(SandboxAPIError):
     """A callback failed on the host."""
+
+
+class ToolError(SandboxAPIError):
+    """A custom tool raised, on the host, an exception of a type the sandbox does not have."""

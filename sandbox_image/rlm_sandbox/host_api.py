@@ -2,11 +2,17 @@
 
 Names follow the paper's code (`llm_query`, `read_file`, ...) and AStack's (`readFile`, ...), so prompts
 written for either run unchanged. A callback the host does not serve raises NotAvailableError: never a
-made-up result.
+made-up result. The sub-calls are the exception, as in the official REPL: a failed `llm_query` /
+`rlm_query` (or one with nothing to serve it) returns an "Error: ..." string, as each failed item of a
+batch does. Custom tools are stubs named in the session's config that call ToolCall: their arguments
+and results cross as JSON, the function runs on the host, and what it raised is raised here.
 """
 
 from __future__ import annotations
 
+import builtins
+import json
+import keyword
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,6 +28,7 @@ from .errors import (
     NotAvailableError,
     PatternError,
     SandboxAPIError,
+    ToolError,
 )
 
 Metadata = tuple[tuple[str, str], ...]
@@ -64,19 +71,56 @@ class HostAPI:
 
     def llm_query(self, prompt: str, model: str | None = None) -> str:
         request = pb.LlmQueryRequest(prompt=_text("prompt", prompt), model=model or "")
-        return str(self._call("llm_query", self._stub.LlmQuery, request).text)
+        return self._text_or_error("llm_query", request)
 
     def llm_query_batched(self, prompts: Sequence[str], model: str | None = None) -> list[str]:
         request = pb.LlmQueryBatchedRequest(prompts=_texts(prompts), model=model or "")
-        return list(self._call("llm_query_batched", self._stub.LlmQueryBatched, request).texts)
+        return self._texts_or_errors("llm_query_batched", request)
 
     def rlm_query(self, prompt: str, model: str | None = None) -> str:
         request = pb.LlmQueryRequest(prompt=_text("prompt", prompt), model=model or "", recursive=True)
-        return str(self._call("rlm_query", self._stub.LlmQuery, request).text)
+        return self._text_or_error("rlm_query", request)
 
     def rlm_query_batched(self, prompts: Sequence[str], model: str | None = None) -> list[str]:
         request = pb.LlmQueryBatchedRequest(prompts=_texts(prompts), model=model or "", recursive=True)
-        return list(self._call("rlm_query_batched", self._stub.LlmQueryBatched, request).texts)
+        return self._texts_or_errors("rlm_query_batched", request)
+
+    def _text_or_error(self, name: str, request: pb.LlmQueryRequest) -> str:
+        """The reply, or "Error: <why>" for a call that failed or was refused (the official REPL's
+        return value: the code goes on, and the model reads why)."""
+        try:
+            return str(self._call(name, self._stub.LlmQuery, request).text)
+        except SandboxAPIError as exc:
+            return f"Error: {exc}"
+
+    def _texts_or_errors(self, name: str, request: pb.LlmQueryBatchedRequest) -> list[str]:
+        try:
+            return list(self._call(name, self._stub.LlmQueryBatched, request).texts)
+        except SandboxAPIError as exc:
+            return [f"Error: {exc}"] * len(request.prompts)
+
+    # -- custom tools ----------------------------------------------------------------------------
+
+    def tool(self, name: str, description: str = "") -> Callable[..., Any]:
+        """The stub user code calls as `name(...)`: the host runs the tool and returns its result."""
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                arguments = json.dumps({"args": list(args), "kwargs": kwargs})
+            except (TypeError, ValueError) as exc:
+                raise TypeError(
+                    f"{name}(): arguments cross to the host as JSON (str, numbers, bool, None, lists, "
+                    f"dicts with str keys): {exc}"
+                ) from None
+            request = pb.ToolCallRequest(name=name, arguments_json=arguments)
+            response = self._call(name, self._stub.ToolCall, request)
+            if response.WhichOneof("outcome") == "error":
+                raise _tool_exception(response.error.type, response.error.message)
+            return json.loads(response.result_json) if response.result_json else None
+
+        call.__name__ = call.__qualname__ = name
+        call.__doc__ = description or f"The custom tool {name}: it runs on the host."
+        return call
 
     # -- the context -----------------------------------------------------------------------------
 
@@ -164,6 +208,7 @@ class HostAPI:
                 LimitExceededError,
                 NotAvailableError,
                 HostCallError,
+                ToolError,
             )
         }
         return {**snake, **camel, **errors}
@@ -179,6 +224,27 @@ def _texts(values: Sequence[str]) -> list[str]:
     if isinstance(values, str):
         raise TypeError("prompts must be a list of str, not a single str")
     return [_text("each prompt", v) for v in values]
+
+
+_TOOL_ERRORS: dict[str, type[Exception]] = {}
+
+
+def _tool_exception(kind: str, message: str) -> Exception:
+    """What a tool raised on the host, raised here: a built-in exception type as itself (ValueError,
+    KeyError, ...), any other as a ToolError subclass of the same name (one class per name)."""
+    found = getattr(builtins, kind, None)
+    if isinstance(found, type) and issubclass(found, Exception):
+        try:
+            return found(message)
+        except Exception:  # a built-in that wants other arguments (UnicodeDecodeError, ...)
+            pass
+    name = kind if kind.isidentifier() and not keyword.iskeyword(kind) else "ToolError"
+    if name == "ToolError":
+        return ToolError(message)
+    cls = _TOOL_ERRORS.get(name)
+    if cls is None:
+        cls = _TOOL_ERRORS[name] = type(name, (ToolError,), {"__module__": "tools"})
+    return cls(message)
 
 
 _ERRORS: dict[str, type[Exception]] = {

@@ -16,7 +16,7 @@ import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import CodeType, ModuleType
+from types import CodeType
 from typing import Any
 
 from .capture import CappedStream, OnOutput, OutputRelay
@@ -84,31 +84,46 @@ class Repl:
             value = content
         self._final = value
 
-    def _final_var(self, name: object) -> None:
-        """FINAL_VAR(name): the variable called `name` is the run's answer."""
+    def add_function(self, name: str, function: Any) -> None:
+        """A function of the host's (a custom tool) under `name`: reserved like the API functions, so
+        restored after any cell that overwrites it, and never listed by SHOW_VARS()."""
+        self._reserved[name] = function
+        self.namespace[name] = function
+
+    def _final_var(self, name: object) -> str:
+        """FINAL_VAR(name): the variable called `name` is the run's answer; returns it as a str. As the
+        official REPL does, a missing name is no answer: it returns an "Error: ..." string instead."""
         if not isinstance(name, str):
             # The paper's prompts sometimes pass the value itself; accept it rather than fail the run.
             self._final_value(name)
-            return
+            return _as_text(self._final)
         key = name.strip().strip("'\"")
-        if key not in self.namespace:
-            raise NameError(f"FINAL_VAR: no variable named {key!r}; SHOW_VARS() lists the variables")
+        if key not in self.namespace or key.startswith("_") or key in self._reserved:
+            available = self._variable_names()
+            if available:
+                return (
+                    f"Error: Variable '{key}' not found. Available variables: {available}. "
+                    "You must create and assign a variable BEFORE calling FINAL_VAR on it."
+                )
+            return (
+                f"Error: Variable '{key}' not found. No variables have been created yet. "
+                "You must create and assign a variable in a REPL block BEFORE calling FINAL_VAR on it."
+            )
         self._final_value(self.namespace[key])
+        return _as_text(self._final)
 
-    def _show_vars(self) -> None:
-        """SHOW_VARS(): the user's variables and their types."""
-        shown = {
-            name: type(value).__name__
-            for name, value in self.namespace.items()
-            if not name.startswith("_")
-            and name not in self._reserved
-            and name != "answer"
-            and not _is_module(value)
-        }
-        if shown:
-            print("\n".join(f"{name}: {kind}" for name, kind in sorted(shown.items())))
-        else:
-            print("(no variables yet)")
+    def _variable_names(self) -> list[str]:
+        """The model's variables (what the host gave included), in the order made; not the functions,
+        nor `answer`."""
+        hidden = self._reserved.keys() | {"answer"}
+        return [name for name in self.namespace if not name.startswith("_") and name not in hidden]
+
+    def _show_vars(self) -> str:
+        """SHOW_VARS(): the variables and their types, as a str (the official REPL's wording)."""
+        shown = {name: type(self.namespace[name]).__name__ for name in self._variable_names()}
+        if not shown:
+            return "No variables created yet. Use ```repl``` blocks to create variables."
+        return f"Available variables: {shown}"
 
     # -- running a cell ---------------------------------------------------------------------------
 
@@ -217,7 +232,3 @@ def _cap(text: str, max_bytes: int) -> tuple[str, bool]:
     if len(data) <= max_bytes:
         return text, False
     return data[:max_bytes].decode("utf-8", "ignore"), True
-
-
-def _is_module(value: object) -> bool:
-    return isinstance(value, ModuleType)

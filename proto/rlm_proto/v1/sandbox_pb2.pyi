@@ -18,20 +18,46 @@ class SandboxMessage(_message.Message):
     def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., result: _Optional[_Union[CellResult, _Mapping]] = ..., output: _Optional[_Union[CellOutput, _Mapping]] = ...) -> None: ...
 
 class HostMessage(_message.Message):
-    __slots__ = ("execute", "configure")
+    __slots__ = ("execute", "configure", "bind")
     EXECUTE_FIELD_NUMBER: _ClassVar[int]
     CONFIGURE_FIELD_NUMBER: _ClassVar[int]
+    BIND_FIELD_NUMBER: _ClassVar[int]
     execute: ExecuteCell
     configure: SessionConfig
-    def __init__(self, execute: _Optional[_Union[ExecuteCell, _Mapping]] = ..., configure: _Optional[_Union[SessionConfig, _Mapping]] = ...) -> None: ...
+    bind: Binding
+    def __init__(self, execute: _Optional[_Union[ExecuteCell, _Mapping]] = ..., configure: _Optional[_Union[SessionConfig, _Mapping]] = ..., bind: _Optional[_Union[Binding, _Mapping]] = ...) -> None: ...
+
+class Binding(_message.Message):
+    __slots__ = ("name", "json", "more")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    json: str
+    more: bool
+    def __init__(self, name: _Optional[str] = ..., json: _Optional[str] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class SessionConfig(_message.Message):
-    __slots__ = ("context", "session_token")
+    __slots__ = ("context", "session_token", "tools")
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
     context: ContextDescriptor
     session_token: str
-    def __init__(self, context: _Optional[_Union[ContextDescriptor, _Mapping]] = ..., session_token: _Optional[str] = ...) -> None: ...
+    tools: _containers.RepeatedCompositeFieldContainer[ToolSpec]
+    def __init__(self, context: _Optional[_Union[ContextDescriptor, _Mapping]] = ..., session_token: _Optional[str] = ..., tools: _Optional[_Iterable[_Union[ToolSpec, _Mapping]]] = ...) -> None: ...
+
+class ToolSpec(_message.Message):
+    __slots__ = ("name", "description", "callable", "value_json")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CALLABLE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    callable: bool
+    value_json: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., callable: _Optional[bool] = ..., value_json: _Optional[str] = ...) -> None: ...
 
 class ContextDescriptor(_message.Message):
     __slots__ = ("kind", "mounted", "file_count", "total_bytes", "files_by_extension", "entries", "max_file_bytes")
@@ -183,6 +209,30 @@ class LlmQueryBatchedResponse(_message.Message):
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, texts: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ToolCallRequest(_message.Message):
+    __slots__ = ("name", "arguments_json")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARGUMENTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    arguments_json: str
+    def __init__(self, name: _Optional[str] = ..., arguments_json: _Optional[str] = ...) -> None: ...
+
+class ToolCallResponse(_message.Message):
+    __slots__ = ("result_json", "error")
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    result_json: str
+    error: ToolError
+    def __init__(self, result_json: _Optional[str] = ..., error: _Optional[_Union[ToolError, _Mapping]] = ...) -> None: ...
+
+class ToolError(_message.Message):
+    __slots__ = ("type", "message")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    message: str
+    def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class ReadFileRequest(_message.Message):
     __slots__ = ("path", "offset", "length")

@@ -50,6 +50,11 @@ class SandboxHostStub:
                 request_serializer=rlm_dot_v1_dot_sandbox__pb2.LlmQueryBatchedRequest.SerializeToString,
                 response_deserializer=rlm_dot_v1_dot_sandbox__pb2.LlmQueryBatchedResponse.FromString,
                 _registered_method=True)
+        self.ToolCall = channel.unary_unary(
+                '/rlm.v1.SandboxHost/ToolCall',
+                request_serializer=rlm_dot_v1_dot_sandbox__pb2.ToolCallRequest.SerializeToString,
+                response_deserializer=rlm_dot_v1_dot_sandbox__pb2.ToolCallResponse.FromString,
+                _registered_method=True)
         self.ReadFile = channel.unary_stream(
                 '/rlm.v1.SandboxHost/ReadFile',
                 request_serializer=rlm_dot_v1_dot_sandbox__pb2.ReadFileRequest.SerializeToString,
@@ -99,6 +104,14 @@ class SandboxHostServicer:
 
     def LlmQueryBatched(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ToolCall(self, request, context):
+        """A custom tool of the run (a host-side function, named in SessionConfig.tools): arguments and
+        result are JSON; the function runs on the host, never in the sandbox.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -157,6 +170,11 @@ def add_SandboxHostServicer_to_server(servicer, server):
                     servicer.LlmQueryBatched,
                     request_deserializer=rlm_dot_v1_dot_sandbox__pb2.LlmQueryBatchedRequest.FromString,
                     response_serializer=rlm_dot_v1_dot_sandbox__pb2.LlmQueryBatchedResponse.SerializeToString,
+            ),
+            'ToolCall': grpc.unary_unary_rpc_method_handler(
+                    servicer.ToolCall,
+                    request_deserializer=rlm_dot_v1_dot_sandbox__pb2.ToolCallRequest.FromString,
+                    response_serializer=rlm_dot_v1_dot_sandbox__pb2.ToolCallResponse.SerializeToString,
             ),
             'ReadFile': grpc.unary_stream_rpc_method_handler(
                     servicer.ReadFile,
@@ -270,6 +288,33 @@ class SandboxHost:
             '/rlm.v1.SandboxHost/LlmQueryBatched',
             rlm_dot_v1_dot_sandbox__pb2.LlmQueryBatchedRequest.SerializeToString,
             rlm_dot_v1_dot_sandbox__pb2.LlmQueryBatchedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ToolCall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rlm.v1.SandboxHost/ToolCall',
+            rlm_dot_v1_dot_sandbox__pb2.ToolCallRequest.SerializeToString,
+            rlm_dot_v1_dot_sandbox__pb2.ToolCallResponse.FromString,
             options,
             channel_credentials,
             insecure,
