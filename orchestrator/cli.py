@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from . import __version__
+from .bench_cli import add_bench_parser, bench_main
 from .cli_common import (
     ENVIRONMENT_HELP,
     EXIT_FAILED,
@@ -105,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     add_local_model_parser(sub)
     add_tenants_parser(sub)
     add_serve_parser(sub)
+    add_bench_parser(sub)
     source = run.add_mutually_exclusive_group()
     source.add_argument("--code", help="the code to run")
     source.add_argument("--file", metavar="PATH", help="a file holding the code to run")
@@ -224,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve_main(args, os.environ)
     if args.command == "tenants":
         return tenants_main(args, os.environ)
+    if args.command == "bench":
+        return bench_main(args, os.environ)
     if args.command == "run":
         return guarded(lambda: run_main(args, load_settings(args.config, os.environ)))
     return guarded(lambda: _exec_main(args))

@@ -158,6 +158,7 @@ class DockerBackend:
         self._late_ready: bool | None = None  # prepared once, on the first late-context start
         self._late_lock = threading.Lock()
         self._slots: dict[str, str] = {}  # handle -> the slot directory of a late-context sandbox
+        self._mounts: ThreadPoolExecutor | None = None  # attach_context's thread, made on first use
         self._seccomp_path = seccomp_profile
         self._socket_root = socket_root or tempfile.gettempdir()
         self._uid = sandbox_uid
@@ -317,6 +318,7 @@ class DockerBackend:
             os.mkdir(os.path.join(slot, SLOT_CONTEXT), 0o755)
             os.chmod(slot, 0o755)
             os.chmod(os.path.join(slot, SLOT_CONTEXT), 0o755)
+            os.mkdir(os.path.join(self._staging_dir(), sandbox_id), 0o700)  # where attach binds first
         except OSError as exc:
             log.warning(
                 "no context slot for sandbox %s (its context will be served over the socket): %s",
@@ -334,8 +336,12 @@ class DockerBackend:
         if slot is None:
             raise NotSupported("this sandbox has no context slot (late contexts are off here)")
         target = os.path.join(slot, SLOT_CONTEXT)
+        work = os.path.join(self._staging_dir(), os.path.basename(slot))
+        if self._mounts is None:  # mount(2) calls take the kernel's one namespace lock: one thread
+            self._mounts = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rlm-mount")
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.to_thread(linux_mounts.attach_read_only, context_dir, self._staging_dir(), target)
+            await loop.run_in_executor(self._mounts, linux_mounts.attach_read_only, context_dir, work, target)
         except OSError as exc:
             log.warning("could not attach a context to sandbox %s, serving it over the socket: %s", slot, exc)
             raise NotSupported(f"could not attach the context: {exc}") from exc
@@ -511,6 +517,9 @@ class DockerBackend:
         return await self._run(listing)
 
     async def aclose(self) -> None:
+        if self._mounts is not None:
+            self._mounts.shutdown(wait=True)
+            self._mounts = None
         if self._waits is not None:
             self._waits.shutdown(wait=False, cancel_futures=True)
             self._waits = None
@@ -552,14 +561,16 @@ def _remove_stale_socket_dirs(root: str, claimed: set[str], min_age_s: float = 6
 
 
 def _remove_slot(slot: str) -> None:
-    """Detach a slot's context (if one was attached) and remove the slot."""
+    """Detach a slot's context (if one was attached) and remove the slot and its staging directory."""
     target = os.path.join(slot, SLOT_CONTEXT)
+    work = os.path.join(os.path.dirname(os.path.dirname(slot)), "staging", os.path.basename(slot))
     try:
         linux_mounts.detach(target)
+        linux_mounts.detach(work)  # only if an attach failed between its bind and its move
     except OSError as exc:
         log.warning("could not detach the context at %s: %s", target, exc)
         return  # never remove a directory that may still show a context
-    for path in (target, slot):
+    for path in (work, target, slot):
         try:
             os.rmdir(path)
         except FileNotFoundError:
@@ -592,6 +603,19 @@ def _remove_stale_slots(root: str, claimed: set[str], min_age_s: float = 600.0) 
         if age > (60.0 if attached else min_age_s):
             _remove_slot(entry.path)
             removed += 1
+    staging = os.path.join(os.path.dirname(root), "staging")
+    try:
+        works = list(os.scandir(staging))
+    except OSError:
+        works = []
+    for entry in works:  # a staging directory whose slot is gone (a crash between the two mkdirs)
+        if entry.name not in claimed and not os.path.exists(os.path.join(root, entry.name)):
+            try:
+                if now - entry.stat(follow_symlinks=False).st_mtime > min_age_s:
+                    linux_mounts.detach(entry.path)
+                    os.rmdir(entry.path)
+            except OSError:
+                continue
     return removed
 
 

@@ -7,9 +7,9 @@ WRITABLE: the read-only remount changes the host's mount only, after the writabl
 So the context is bound into a private staging directory first, made read-only there, and only then
 moved (`MS_MOVE`) into the slot: what propagates is already read-only.
 
-    prepare_roots(slots, staging)                        # once: slots a shared mount, staging a private one
-    attach_read_only(context_dir, staging, slot_target)  # per hand-out
-    detach(slot_target)                                   # at teardown (lazy: MNT_DETACH)
+    prepare_roots(slots, staging)                     # once: slots a shared mount, staging a private one
+    attach_read_only(context_dir, work, slot_target)  # per hand-out (work: an empty dir in staging)
+    detach(slot_target)                                # at teardown (lazy: MNT_DETACH)
 
 Needs CAP_SYS_ADMIN in the engine's mount namespace (root, on our hosts): a failure is an OSError and
 the caller falls back to serving the context over the socket.
@@ -20,7 +20,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import tempfile
 from dataclasses import dataclass
 
 MS_RDONLY = 1
@@ -136,21 +135,18 @@ def prepare_roots(slots: str, staging: str) -> None:
     _own_mount(staging, shared=False)
 
 
-def attach_read_only(context_dir: str, staging: str, target: str) -> None:
+def attach_read_only(context_dir: str, work: str, target: str) -> None:
     """Bind `context_dir` at `target` (an empty directory under the shared slots mount), read-only
-    from the moment it appears there: bound in private staging, remounted read-only, then moved."""
-    work = tempfile.mkdtemp(prefix="stage-", dir=staging)
-    mounted = False
+    from the moment it appears there: bound at `work` (an empty directory under the private staging
+    mount), remounted read-only, then moved. `work` stays, empty, for the caller to remove later
+    (off the hand-out's path: an rmdir of a directory a mount just left waits about 2 ms here)."""
+    mount(context_dir, work, MS_BIND)  # not recursive: mounts beneath the context are not carried
     try:
-        mount(context_dir, work, MS_BIND)  # not recursive: mounts beneath the context are not carried
-        mounted = True
         mount(None, work, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
         mount(work, target, MS_MOVE)
-        mounted = False
-    finally:
-        if mounted:
-            umount(work)
-        os.rmdir(work)
+    except BaseException:
+        umount(work)
+        raise
     if not os.statvfs(target).f_flag & os.ST_RDONLY:  # never expected: refuse rather than hand it out
         umount(target)
         raise OSError(errno.EROFS, f"the context at {target} is not read-only after the move", target)

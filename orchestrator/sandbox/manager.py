@@ -176,8 +176,9 @@ class SandboxManager:
         started = self._clock.now()
         store, owns_source = _store_for(context, include, exclude, store, context_limits)
         try:
-            context_root = await asyncio.to_thread(store.source.root) if store.source.mountable else None
-            await asyncio.to_thread(store.shape)  # indexes the context once, off the event loop
+            # One trip off the event loop: the root to mount and the shape (indexing the context once).
+            prepared = await asyncio.to_thread(_prepare, store)
+            context_root = prepared[0]
             sandbox = None
             if self.pool is not None:
                 rt = Runtime.parse(runtime) if isinstance(runtime, str) else runtime or self.config.runtime
@@ -192,7 +193,7 @@ class SandboxManager:
             raise
         try:
             session = await self.attach(
-                sandbox, store, subcalls=subcalls, owns_source=owns_source, tenant=tenant
+                sandbox, store, subcalls=subcalls, owns_source=owns_source, tenant=tenant, _prepared=prepared
             )
         except BaseException:
             await asyncio.shield(self.discard(sandbox))
@@ -294,6 +295,7 @@ class SandboxManager:
         subcalls: SubCalls | None = None,
         owns_source: bool = False,
         tenant: str | None = None,
+        _prepared: tuple[str | None, ContextShape] | None = None,
     ) -> SandboxSession:
         """Give an idle sandbox its run: the store and sub-call handler it is served from. Once only.
 
@@ -307,7 +309,9 @@ class SandboxManager:
             raise SandboxClosedError(f"sandbox {sandbox.sandbox_id} is not an idle sandbox of this manager")
         if tenant is not None:
             _check_tenant(tenant)
-        root = await asyncio.to_thread(store.source.root) if store.source.mountable else None
+        if _prepared is None:
+            _prepared = await asyncio.to_thread(_prepare, store)
+        root, shape = _prepared
         if sandbox.spec.context_dir is not None:
             if root != sandbox.spec.context_dir:
                 raise InvalidInputError("this sandbox has another context mounted than the run's store")
@@ -321,7 +325,6 @@ class SandboxManager:
                 path = "grpc"
         else:
             path = "grpc"
-        shape = await asyncio.to_thread(store.shape)
         sandbox.attached = True
         sandbox.context_path = path
         sandbox.tenant = tenant or sandbox.spec.tenant
@@ -425,6 +428,11 @@ class SandboxManager:
                 self._callbacks.shutdown(wait=True)
                 self._callbacks = None
             await self._backend.aclose()
+
+
+def _prepare(store: ContextStore) -> tuple[str | None, ContextShape]:
+    """The directory to mount (None: a context that may not be mounted whole) and the context's shape."""
+    return (store.source.root() if store.source.mountable else None), store.shape()
 
 
 def _check_tenant(tenant: str) -> None:
