@@ -1,8 +1,10 @@
 """Sub-call benchmark: llm_query overhead, and llm_query_batched against one call after another.
 
     python benchmarks/llm_bench.py [--calls 300] [--out benchmarks/results/llm.json]
+    figures = await measure(calls=300)          # what `rlm bench llm` calls
 
-Uses the tests' scripted OpenAI-compatible server (tests/fake_llm.py) through the real openai client.
+Uses the scripted OpenAI-compatible server (orchestrator/bench/scripted_server.py, the tests' FakeLLM)
+through the real openai client.
 - overhead: each llm_query timed inside the sandbox, minus the model call as the host timed it (the
   provider's round trip to an instant server): what the sandbox, gRPC and the engine add. p50 over
   --calls calls; the full round trip is reported beside it.
@@ -21,11 +23,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import report
 
 from orchestrator import LLMEndpoint, RLMAgent, RLMConfig
-from tests.fake_llm import FakeLLM, Reply, Seen, repl
+from orchestrator.bench.scripted_server import Reply, Seen, repl
+from orchestrator.bench.scripted_server import ScriptedLLMServer as FakeLLM
 
 
 async def main() -> None:
@@ -33,12 +36,19 @@ async def main() -> None:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--out", default="benchmarks/results/llm.json")
     args = parser.parse_args()
+    report.write(await measure(args.calls), args.out)
+
+
+async def measure(calls: int = 300, quick: bool = False) -> dict[str, object]:
+    """Every figure of this benchmark, as the JSON written (`quick`: 50 calls)."""
+    if quick:
+        calls = 50
     overhead_code = f"""
 import time, json
 for _ in range(20):
     llm_query('warm')
 times = []
-for i in range({args.calls}):
+for i in range({calls}):
     t = time.perf_counter()
     llm_query('instant')
     times.append(time.perf_counter() - t)
@@ -78,9 +88,14 @@ print(json.dumps([batched, sequential]))
     host_times = [s.duration_s for s in result.trajectory.subcalls if s.prompt_chars == len("instant")]
     overheads = [a - b for a, b in zip(sandbox_times, host_times[-len(sandbox_times) :], strict=True)]
     figures = {
-        "calls": args.calls,
+        "benchmark": "llm",
+        "calls": calls,
         "overhead_p50_ms": report.percentile(overheads, 50) * 1e3,
+        "overhead_p95_ms": report.percentile(overheads, 95) * 1e3,
         "overhead_p99_ms": report.percentile(overheads, 99) * 1e3,
+        "round_trip_p95_ms": report.percentile(sandbox_times, 95) * 1e3,
+        "round_trip_p99_ms": report.percentile(sandbox_times, 99) * 1e3,
+        "overhead_samples_ms": [o * 1e3 for o in overheads],
         "round_trip_p50_ms": report.percentile(sandbox_times, 50) * 1e3,
         "model_call_p50_ms": statistics.median(host_times) * 1e3,
         "batched_32_s": batched,
@@ -98,7 +113,7 @@ print(json.dumps([batched, sequential]))
         f"32 sub-calls at 200 ms: batched {batched:.3f} s, sequential {sequential:.3f} s, "
         f"speed-up {figures['batch_speedup']:.1f}x (server saw up to {fake.max_in_flight} at once)"
     )
-    report.write(figures, args.out)
+    return figures
 
 
 if __name__ == "__main__":

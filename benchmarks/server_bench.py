@@ -2,6 +2,7 @@
 
     python benchmarks/server_bench.py [--clients 1,4,16,32] [--execute-cells 2] [--session-cells 40]
                                       [--overhead-cells 300] [--runtime runc] [--out FILE]
+    figures = await measure(clients=(1, 4, 16, 32))          # what `rlm bench server` calls
 
 An in-process RLMServer on 127.0.0.1 (real gRPC over TCP, the auth interceptor, the SQLite run store,
 real Docker sandboxes) and one tenant whose quotas do not bind. For each number of concurrent clients:
@@ -189,6 +190,29 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "levels": levels,
         "overhead": cost,
     }
+
+
+async def measure(
+    clients: tuple[int, ...] = (1, 4, 16, 32),
+    execute_cells: int = 2,
+    session_cells: int = 40,
+    overhead_cells: int = 300,
+    runtime: str = "runc",
+    quick: bool = False,
+) -> dict[str, Any]:
+    """Every figure of this benchmark, as the JSON written (`quick`: 1 and 4 clients, fewer cells)."""
+    if quick:
+        clients, session_cells, overhead_cells = (1, 4), 10, 50
+    args = argparse.Namespace(
+        clients=list(clients),
+        execute_cells=execute_cells,
+        session_cells=session_cells,
+        overhead_cells=overhead_cells,
+        runtime=runtime,
+    )
+    figures = await main(args)
+    print(_table(figures), flush=True)
+    return figures
 
 
 def _table(figures: dict[str, Any]) -> str:
