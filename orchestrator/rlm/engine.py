@@ -312,7 +312,10 @@ class Run:
             max_output=self.config.max_output_chars,
             query_note=self._query_note(level),
         )
-        messages = level.messages = [Message("system", system), Message("user", prompts.query_message(query))]
+        # A session's contexts and histories are told with the query, as the official RLM's turn prompt does.
+        session = self.root.note() if level.depth == 0 and self.root is not None else ""
+        asked = prompts.query_message(query) + (f"\n\n{session}" if session else "")
+        messages = level.messages = [Message("system", system), Message("user", asked)]
         idle = 0  # replies in a row with neither code nor a final answer (or repeats of the last one)
         previous = ""
         for index in range(1, self.config.max_iterations + 1):
@@ -352,10 +355,9 @@ class Run:
         return self.tools if level.depth == 0 else self.sub_tools
 
     def _query_note(self, level: _Level) -> str:
-        """The system prompt's last part: the level's custom tools, and a session's contexts and histories."""
+        """The system prompt's last part: the level's custom tools (as the official system prompt's)."""
         tools = self.tools_for(level)
-        session = self.root.note() if level.depth == 0 and self.root is not None else ""
-        return "\n\n".join(part for part in (tools.prompt_section() if tools else "", session) if part)
+        return tools.prompt_section() if tools else ""
 
     async def _ask(self, messages: list[Message], model: str, level: _Level) -> str:
         on_text = (lambda piece: self.emit(ModelText(piece, level.depth))) if self.stream else None
@@ -498,7 +500,7 @@ class SubCallHandler:
         call_id = run.next_id()
         deeper = recursive and level.depth + 1 < run.config.max_depth
         kind = "rlm" if deeper else "llm"
-        run.emit(SubCallStarted(call_id, kind, level.depth + 1, len(prompt)))
+        run.emit(SubCallStarted(call_id, kind, level.depth + 1, len(prompt), chosen, prompt[:80]))
         started = run.clock.now()
         usage, error, text = Usage(), None, ""
         try:
@@ -580,7 +582,9 @@ class SubCallHandler:
             )
             raise
         call_id = run.next_id()
-        run.emit(SubCallStarted(call_id, "tool", level.depth + 1, len(arguments_json)))
+        run.emit(
+            SubCallStarted(call_id, "tool", level.depth + 1, len(arguments_json), name, arguments_json[:80])
+        )
         started = run.clock.now()
         outcome = ToolOutcome(error_type="CancelledError", error_message="cancelled")
         try:

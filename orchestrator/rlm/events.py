@@ -46,9 +46,11 @@ class CellFinished:
 @dataclass(frozen=True, slots=True)
 class SubCallStarted:
     id: int
-    kind: str
+    kind: str  # "llm", "rlm" (a child RLM) or "tool"
     depth: int
     prompt_chars: int
+    model: str = ""  # the model asked (a tool's name for a tool call)
+    preview: str = ""  # the prompt's first 80 characters
 
 
 @dataclass(frozen=True, slots=True)
