@@ -69,6 +69,7 @@ DEFAULT_ENGINE_URL = "unix:///var/run/docker.sock"
 # Measured here: under runsc a pids limit of 32 stops the container starting (the Sentry's threads are in
 # the container's cgroup) and 64 stops our runtime connecting (gRPC's threads); 80 works. 96 keeps a margin.
 RUNSC_MIN_PIDS = 96
+WAIT_SLICE_S = 2.0  # wait_exit asks the engine in slices of this much (see there)
 
 
 def container_kwargs(
@@ -457,18 +458,29 @@ class DockerBackend:
         await self._run(kill)
 
     async def wait_exit(self, container_id: str, timeout_s: float) -> ContainerExit:
-        """Wait for the container to stop, then read why it stopped."""
+        """Wait for the container to stop, then read why it stopped.
+
+        The engine is asked in slices of at most WAIT_SLICE_S, so that a wait given up (a start's wait
+        once its runtime said hello, cancelled) frees its thread within a slice rather than holding it
+        for the whole timeout: a warm pool starts many sandboxes at once, and each start waits so.
+        """
+        given_up = threading.Event()
 
         def wait() -> ContainerExit:
             api = self._docker().api
-            try:
-                api.wait(container_id, timeout=timeout_s)
-            except docker.errors.NotFound:
-                return ContainerExit(running=False, exit_code=None, oom_killed=False)
-            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
-                if "timed out" not in str(exc).lower():
-                    raise
-                # still running when the wait ran out: read its state below
+            deadline = time.monotonic() + timeout_s
+            while True:
+                left = deadline - time.monotonic()
+                try:
+                    api.wait(container_id, timeout=max(0.05, min(WAIT_SLICE_S, left)))
+                    break
+                except docker.errors.NotFound:
+                    return ContainerExit(running=False, exit_code=None, oom_killed=False)
+                except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
+                    if "timed out" not in str(exc).lower():
+                        raise
+                    if given_up.is_set() or left <= WAIT_SLICE_S:
+                        break  # still running when the wait ran out: read its state below
             try:
                 state = api.inspect_container(container_id)["State"]
             except docker.errors.NotFound:
@@ -481,7 +493,10 @@ class DockerBackend:
 
         if self._waits is None:
             self._waits = ThreadPoolExecutor(max_workers=32, thread_name_prefix="docker-wait")
-        return await self._run(wait, timeout_s=timeout_s + self._call_timeout_s, executor=self._waits)
+        try:
+            return await self._run(wait, timeout_s=timeout_s + self._call_timeout_s, executor=self._waits)
+        finally:
+            given_up.set()  # returned, or cancelled: the thread stops after its slice
 
     async def logs_tail(self, container_id: str, lines: int = 20) -> str:
         def tail() -> str:
