@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup engine postgres venv seccomp image node test demo proto proto-check lint bench bench-context bench-llm clean
+.PHONY: setup engine postgres venv seccomp image node test demo proto proto-check lint bench bench-deps bench-context bench-llm bench-oolong clean
 
 setup: engine postgres venv seccomp image node
 
@@ -104,14 +104,30 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-bench: setup
-	$(PY) benchmarks/sandbox_bench.py
+# Every benchmark in one go (rlm bench all: sandbox, llm, context, server, capacity, OOLONG-Pairs offline),
+# each writing benchmarks/results/PART.json, then the plots (PNG) and summary.md; BENCH_ARGS: e.g.
+# --quick, --skip server. Runs under nice: it takes about 20 minutes on 2 cores.
+BENCH_ARGS ?=
+bench: setup bench-deps
+	nice $(VENV)/bin/rlm bench all $(BENCH_ARGS)
 
-bench-context: setup
-	$(PY) benchmarks/context_bench.py
+# The `bench` extra (matplotlib for the plots, tqdm for the progress bar), once.
+bench-deps: $(VENV)/.bench-installed
 
-bench-llm: setup
-	$(PY) benchmarks/llm_bench.py
+$(VENV)/.bench-installed: $(VENV)/.installed
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]' >.build/pip-bench.log 2>&1 \
+	  || { cat .build/pip-bench.log; echo "pip install failed (log above)"; exit 1; }
+	@touch $@
+
+bench-context: setup bench-deps
+	nice $(VENV)/bin/rlm bench context $(BENCH_ARGS)
+
+bench-llm: setup bench-deps
+	nice $(VENV)/bin/rlm bench llm $(BENCH_ARGS)
+
+# OOLONG-Pairs offline (the scripted model: platform overhead), as in the README.
+bench-oolong: venv
+	nice $(VENV)/bin/rlm bench oolong --offline --out benchmarks/results/oolong.json $(BENCH_ARGS)
 
 clean:
 	rm -rf .build $(VENV)

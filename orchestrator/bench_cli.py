@@ -15,9 +15,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
+from .bench.commands import add_parts
 from .cli_common import EXIT_OK, guarded
 from .errors import InvalidInputError
 
@@ -59,6 +61,7 @@ def add_bench_parser(sub: Any) -> None:
     )
     pool.add_argument("--json", action="store_true", help="print one JSON object")
     pool.set_defaults(bench_main=_pool_main)
+    add_parts(parts)  # oolong, sandbox, llm, context, server, capacity, all, plots (bench/commands.py)
 
 
 def bench_main(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
