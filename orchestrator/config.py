@@ -166,8 +166,16 @@ class SandboxConfig:
     allow_weak_host: bool = False  # operator override of the host checks; logged loudly on every start
     docker_url: str | None = None  # the engine's address; None: the local socket unix:///var/run/docker.sock
     runtimes: tuple[Runtime, ...] = (Runtime.RUNC, Runtime.RUNSC)  # offered to tenants; includes `runtime`
+    # Where warm-pool sandboxes get their context at hand-out: slots/ (a shared mount) and staging/ (a
+    # private one) beneath it, made at first use (needs root). "": contexts of pooled sandboxes are
+    # served over the socket instead.
+    mount_root: str = "/run/rlm"
 
     def __post_init__(self) -> None:
+        _check(
+            not self.mount_root or self.mount_root.startswith("/"),
+            f"mount_root must be an absolute path or empty, got {self.mount_root!r}",
+        )
         _check(bool(self.runtimes), "at least one runtime must be offered")
         names = ", ".join(str(r) for r in self.runtimes)
         _check(

@@ -86,6 +86,7 @@ class _Level:
     code_chars: int = 0
     usage: Usage = field(default_factory=Usage)
     session: SandboxSession | None = None
+    context_path: str = ""  # how its last sandbox got the context
     lease: AbstractAsyncContextManager[object] | None = None  # a child level's sandbox quota slot
     messages: list[Message] = field(default_factory=list)  # what the model was sent, as it grows
     cell_calls: list[SubCallRecord] = field(default_factory=list)  # the running cell's sub-calls
@@ -147,6 +148,7 @@ class Run:
         self.subcall_count = 0
         self.usage_by_model: dict[str, Usage] = {}
         self.sandbox_starts = 0
+        self.pooled_sandboxes = 0
         self.deepest = 0
         self._ids = itertools.count(1)
         # Model calls share one bound. Child RLMs are bounded per depth, so a child waiting for its
@@ -237,6 +239,8 @@ class Run:
         except BaseException:
             await self._release(level)
             raise
+        level.context_path = level.session.context_path
+        self.pooled_sandboxes += level.session.pooled
         return level.session
 
     async def _release(self, level: _Level) -> None:
@@ -456,6 +460,8 @@ class Run:
             files_read=usage.files_read,
             cache_hit_rate=usage.cache_hit_rate,
             sandbox_starts=self.sandbox_starts,
+            context_path=level.context_path,
+            pooled_sandboxes=self.pooled_sandboxes,
         )
 
     def _cost(self) -> float | None:
