@@ -241,7 +241,6 @@ _REFUSED = {
         "bound the run with max_tokens (and max_timeout)",
     ),
     "user_prologue": (None, "the engine builds the messages the root model sees"),
-    "compaction": (False, "compaction is not available through this API yet"),
     "sub_sampling_args": (None, "sampling arguments are not passed to the endpoint, except max_tokens"),
 }
 
@@ -292,7 +291,6 @@ class RLM:
             "custom_system_prompt": custom_system_prompt,
             "max_budget": max_budget,
             "user_prologue": user_prologue,
-            "compaction": compaction,
             "sub_sampling_args": sub_sampling_args,
         }
         for name, value in given.items():
@@ -359,6 +357,9 @@ class RLM:
                 max_subcalls=base.run.max_subcalls,
                 max_output_chars=base.run.max_output_chars,
                 tool_timeout_s=base.run.tool_timeout_s,
+                compaction=compaction,
+                compaction_threshold_pct=compaction_threshold_pct,
+                context_window_tokens=base.run.context_window_tokens,
             )
         except InvalidInputError as exc:
             raise ValueError(exc.message) from None

@@ -108,6 +108,9 @@ class RLMConfig:
     recursive_llm_query: bool = False  # AStack style: llm_query itself starts a child RLM
     allowed_models: tuple[str, ...] = ()  # models code may name, besides the root and sub models
     tool_timeout_s: float = 60.0  # one custom tool call's wall clock on the host
+    compaction: bool = False  # summarise the root's conversation near the context window (official)
+    compaction_threshold_pct: float = 0.85  # of context_window_tokens, when compaction is on
+    context_window_tokens: int = 128_000  # the root model's, estimated at 4 characters a token
     prices_per_mtok: tuple[tuple[str, float, float], ...] = ()  # (model, input $, output $) per 1M tokens
 
     def __post_init__(self) -> None:
@@ -121,6 +124,8 @@ class RLMConfig:
         _check(self.max_output_chars >= 100, "max output chars must be at least 100")
         _check(self.max_completion_tokens >= 0, "max completion tokens must not be negative")
         _check(0 < self.tool_timeout_s <= 3600, f"tool timeout must be in (0, 3600] s: {self.tool_timeout_s}")
+        _check(0 < self.compaction_threshold_pct <= 1, "compaction_threshold_pct must be in (0, 1]")
+        _check(self.context_window_tokens >= 1000, "context_window_tokens must be at least 1000")
 
     @property
     def sub(self) -> str:

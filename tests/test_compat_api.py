@@ -216,7 +216,7 @@ def test_the_official_arguments_this_platform_does_not_run_are_refused() -> None
     refused = {
         "custom_system_prompt": "mine",
         "max_budget": 1.0,
-        "compaction": True,
+        "compaction_threshold_pct": 1.5,
         "user_prologue": "tips",
         "sampling_args": {"temperature": 0.2},
         "environment_kwargs": {"privileged": True},

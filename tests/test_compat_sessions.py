@@ -20,6 +20,7 @@ import pytest
 
 from orchestrator import Orchestrator, RLMConfig, SandboxLimits
 from orchestrator.errors import InvalidInputError, SandboxClosedError
+from orchestrator.rlm import compaction
 from orchestrator.settings import Settings
 
 from .fake_llm import Reply, Seen, repl
@@ -129,3 +130,36 @@ async def test_a_later_context_is_a_value_and_a_closed_session_refuses(tmp_path:
         await session.aclose()
         with pytest.raises(SandboxClosedError):
             await session.query("again")
+
+
+@pytest.mark.docker
+async def test_a_long_conversation_is_compacted_into_history(
+    docker_client: docker.DockerClient, runtime: str
+) -> None:
+    """With compaction on, past the threshold the model is asked for a summary and goes on from it; what
+    was dropped and the summary are in the REPL's `history` (as the official compaction keeps them)."""
+    script = Turns(
+        repl("big = 'x' * 2000\nprint(big)"),
+        "SUMMARY: big holds 2000 x",
+        repl(
+            "print(type(history).__name__, len(history), history[-1]['type'], history[-1]['content'][:8],"
+            " [m['role'] for m in history[0]])\nFINAL(str(len(big)))"
+        ),
+    )
+    config = RLMConfig(
+        root_model="root-m", compaction=True, context_window_tokens=1000, compaction_threshold_pct=0.9
+    )
+    provider = ScriptedProvider(script)
+    async with Orchestrator(Settings(run=config), provider=provider) as orch:
+        result = await orch.run(context="ctx", query="q", runtime=runtime)
+    assert result.answer == "2000"
+    asked = [r.body["messages"] for r in provider.requests]
+    assert asked[1][-1]["content"] == compaction.SUMMARY_REQUEST and len(asked[1]) == 5
+    assert [m["role"] for m in asked[2]] == ["system", "user", "assistant", "user"]
+    assert (
+        asked[2][2]["content"] == "SUMMARY: big holds 2000 x"
+        and "compacted 1 time(s)" in asked[2][3]["content"]
+    )
+    assert compaction.HISTORY_NOTE in provider.requests[0].system
+    cell = result.trajectory.iterations[-1].cells[0]
+    assert cell.stdout == "list 2 summary SUMMARY: ['assistant', 'user']\n"

@@ -30,6 +30,7 @@ def test_readme_examples_are_the_files_themselves() -> None:
         "examples/sandbox_api.py",
         "examples/exec_grep.sh",
         "examples/server_client.py",  # run against a live server by tests/test_server.py
+        "examples/compat_migration.py",
     }
     for path, text in blocks.items():
         assert (REPO / path).read_text() == text, path
@@ -80,3 +81,24 @@ def test_exec_example_runs(docker_client: docker.DockerClient) -> None:
     done = _run(["sh", "examples/exec_grep.sh"], {})
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("[{'path': 'logs/")
+
+
+def _compat_model(seen: Seen, index: int) -> str:
+    """The migration example's root turns: count the words of the context the query names."""
+    if not seen.system:
+        return "sub"
+    newest = "newest" in seen.body["messages"][1]["content"]
+    return repl(f"FINAL(word_count({'context_1' if newest else 'context'}))")
+
+
+@pytest.mark.docker
+def test_compat_example_runs_the_official_api(docker_client: docker.DockerClient) -> None:
+    """The migration example, the official API on its new import, runs as written: two completions in
+    one session, a custom tool called from the sandbox."""
+    with FakeLLM(_compat_model) as fake:
+        done = _run(
+            [sys.executable, "examples/compat_migration.py"],
+            {"OPENAI_BASE_URL": fake.url, "OPENAI_API_KEY": "k"},
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("4 2 {'gpt-4o-mini': {'total_calls': 1,"), done.stdout

@@ -38,7 +38,7 @@ from ..sandbox import CellError, CellResult, CellStatus, SandboxManager, Sandbox
 from ..sandbox.host_server import SubCalls
 from ..sandbox.tools import ToolOutcome, ToolSpec
 from ..status import RunStatus
-from . import prompts
+from . import compaction, prompts
 from .budget import RunBudget
 from .events import (
     CellFinished,
@@ -90,6 +90,7 @@ class _Level:
     lease: AbstractAsyncContextManager[object] | None = None  # a child level's sandbox quota slot
     messages: list[Message] = field(default_factory=list)  # what the model was sent, as it grows
     cell_calls: list[SubCallRecord] = field(default_factory=list)  # the running cell's sub-calls
+    history: list[object] = field(default_factory=list)  # what compaction took out, and its summaries
 
 
 class RootSandbox(Protocol):
@@ -326,6 +327,8 @@ class Run:
             reason = self.budget.exhausted()
             if reason is not None:
                 return None, reason
+            if level.depth == 0 and compaction.due(messages, self.config):
+                messages = level.messages = await self._compact(messages, level, model)
             self.emit(IterationStarted(index, level.depth, self.elapsed()))
             reply = await self._ask(messages, model, level)
             messages.append(Message("assistant", reply))
@@ -355,13 +358,23 @@ class Run:
         _results, answer = await self._answer(forced, level)
         return answer, RunStatus.MAX_ITERATIONS
 
+    async def _compact(self, messages: list[Message], level: _Level, model: str) -> list[Message]:
+        """Summarise the root's conversation and go on from the summary; what it drops goes into the
+        REPL's `history` with the summary (compaction.py)."""
+        summary = await self._ask([*messages, Message("user", compaction.SUMMARY_REQUEST)], model, level)
+        level.history.extend(compaction.entries(messages, summary))
+        if level.session is not None:
+            level.session.bind("history", level.history)
+        return compaction.continued(messages, summary, sum(1 for e in level.history if isinstance(e, dict)))
+
     def tools_for(self, level: _Level) -> ToolBox | None:
         return self.tools if level.depth == 0 else self.sub_tools
 
     def _query_note(self, level: _Level) -> str:
         """The system prompt's last part: the level's custom tools (as the official system prompt's)."""
         tools = self.tools_for(level)
-        return tools.prompt_section() if tools else ""
+        history = compaction.HISTORY_NOTE if self.config.compaction and level.depth == 0 else ""
+        return "\n\n".join(part for part in (tools.prompt_section() if tools else "", history) if part)
 
     async def _ask(self, messages: list[Message], model: str, level: _Level) -> str:
         on_text = (lambda piece: self.emit(ModelText(piece, level.depth))) if self.stream else None
