@@ -489,12 +489,18 @@ class RLMClient:
         context_id: str | None,
         options: Mapping[str, object] | None,
         sandbox: Mapping[str, object] | None,
+        continue_run_id: str = "",
+        keep_sandbox: bool = False,
     ) -> pb.RunRequest:
+        # A continued run may bring no context (it has the conversation's).
+        none = continue_run_id and context is None and context_id is None
         return pb.RunRequest(
-            context=_context(context, context_id),
+            context=pb.ContextRef() if none else _context(context, context_id),
             query=query,
             options=_run_options(options),
             sandbox=_sandbox(sandbox),
+            continue_run_id=continue_run_id,
+            keep_sandbox=keep_sandbox,
         )
 
     async def run(
@@ -506,9 +512,14 @@ class RLMClient:
         options: Mapping[str, object] | None = None,
         sandbox: Mapping[str, object] | None = None,
         deadline: float | None = None,
+        continue_run_id: str = "",
+        keep_sandbox: bool = False,
     ) -> RLMResult:
-        """One RLM run to its end. `options`: RunOptions' fields (root_model, max_iterations, ...)."""
-        request = self._run_request(query, context, context_id, options, sandbox)
+        """One RLM run to its end. `options`: RunOptions' fields (root_model, max_iterations, ...).
+        `keep_sandbox` keeps its sandbox for a follow-up run naming it in `continue_run_id`."""
+        request = self._run_request(
+            query, context, context_id, options, sandbox, continue_run_id, keep_sandbox
+        )
         return _result(await _call(self._stub.Run(request, **self._kw(deadline))))
 
     async def run_stream(
@@ -520,9 +531,13 @@ class RLMClient:
         options: Mapping[str, object] | None = None,
         sandbox: Mapping[str, object] | None = None,
         deadline: float | None = None,
+        continue_run_id: str = "",
+        keep_sandbox: bool = False,
     ) -> AsyncIterator[Event | RunAccepted | RLMResult]:
         """RunAccepted (the run id), the engine's events (orchestrator.rlm.events), then the RLMResult."""
-        request = self._run_request(query, context, context_id, options, sandbox)
+        request = self._run_request(
+            query, context, context_id, options, sandbox, continue_run_id, keep_sandbox
+        )
         async for message in _stream(self._stub.RunStream(request, **self._kw(deadline))):
             event = _event(message)
             if event is not None:

@@ -612,16 +612,14 @@ async def test_a_client_deadline_stops_the_run(harness: Harness, tmp_path: Path)
     assert run.status is RunStatus.CANCELLED
 
 
-async def test_continuing_a_run_is_reserved(harness: Harness) -> None:
-    channel, stub = harness.stub()
-    async with channel:
-        with pytest.raises(aio.AioRpcError) as caught:
-            await stub.Run(
-                pb.RunRequest(context=pb.ContextRef(text="t"), query="q", continue_run_id="x"),
-                metadata=_auth(harness),
-                timeout=10,
-            )
-    assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
+async def test_continuing_asks_for_an_inline_context(harness: Harness) -> None:
+    """A continued run cannot bring a stored context (no mount into a running sandbox): bad input."""
+    harness.replies(repl("FINAL('kept')"))
+    client = harness.client()
+    kept = await client.run("start", context="t", keep_sandbox=True)
+    ctx = await client.upload_context(_tar({"a.txt": "a"}))
+    with pytest.raises(InvalidInputError, match="inline"):
+        await client.run("more", context_id=ctx.context_id, continue_run_id=kept.run_id)
 
 
 async def test_uploaded_contexts_are_listed_used_and_deleted(harness: Harness, tmp_path: Path) -> None:
@@ -645,12 +643,11 @@ async def test_uploaded_contexts_are_listed_used_and_deleted(harness: Harness, t
 # ---- real Docker -----------------------------------------------------------------------------------------
 
 
-def _containers(client: docker.DockerClient, owner_part: str) -> list[Any]:
-    return [
-        c
-        for c in client.containers.list(all=True, filters={"label": f"{LABEL_MANAGED}=1"})
-        if owner_part in c.labels.get(LABEL_OWNER, "")
-    ]
+def _containers(client: docker.DockerClient, owner_part: str) -> list[str]:
+    """Ids of the sandbox containers whose owner label holds `owner_part`: one listing call, so a
+    container removed meanwhile cannot make it fail (the SDK's list inspects each one after)."""
+    listed = client.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"})
+    return [c["Id"] for c in listed if owner_part in (c.get("Labels") or {}).get(LABEL_OWNER, "")]
 
 
 @pytest.mark.docker
@@ -792,7 +789,7 @@ async def test_after_kill_9_a_restart_marks_the_run_failed_and_reaps_its_contain
         if first.process.poll() is None:
             first.process.kill()
         for c in _containers(docker_client, owner):
-            c.remove(force=True)
+            docker_client.api.remove_container(c, force=True)
 
 
 @pytest.mark.docker
@@ -830,7 +827,7 @@ async def test_sigterm_drains_then_cancels_and_exits_0(
         if served.process.poll() is None:
             served.process.kill()
         for c in _containers(docker_client, owner):
-            c.remove(force=True)
+            docker_client.api.remove_container(c, force=True)
     # The run is recorded as cancelled: a new server reads it so.
     again = _serve(config, tmp_path / "serve.log")
     try:
@@ -865,3 +862,53 @@ async def test_the_readme_client_example_runs_against_a_live_server(harness: Har
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "9" and "completed billing fails most" in done.stdout
+
+
+# ---- conversations: runs continued in their kept sandbox ------------------------------------------------
+
+
+async def test_a_kept_run_is_continued_in_its_sandbox_with_history(harness: Harness) -> None:
+    """keep_sandbox keeps the run's sandbox; continue_run_id runs the next query there: its variables,
+    `history` of the earlier turn, a new inline context as context_1; without keep_sandbox it ends."""
+    alice = harness.client()
+    harness.replies(
+        repl("x = 41\nFINAL('first')"),
+        repl("FINAL(f'{x + 1} {len(history) > 0} {context_1}')"),
+        repl("FINAL(f'{x} still here')"),
+    )
+    first = await alice.run("start", context="the text", keep_sandbox=True)
+    assert first.status is RunStatus.COMPLETED and first.answer == "first"
+    second = await alice.run("go on", context="more", continue_run_id=first.run_id, keep_sandbox=True)
+    assert (second.status, second.answer) == (RunStatus.COMPLETED, "42 True more")
+    third = await alice.run("last", continue_run_id=second.run_id)  # found by its latest run too
+    assert third.answer == "41 still here"
+    with pytest.raises(SandboxClosedError):  # it ended with the run that did not keep it
+        await alice.run("again", continue_run_id=first.run_id)
+    assert await harness.backend.list_managed() == []
+
+
+async def test_another_tenants_conversation_is_not_found(harness: Harness) -> None:
+    """Bob cannot continue Alice's kept run: NOT_FOUND, the same as a run that never existed."""
+    harness.replies(repl("FINAL('mine')"))
+    kept = await harness.client("alice").run("start", context="t", keep_sandbox=True)
+    with pytest.raises(NotFoundError) as theirs:
+        await harness.client("bob").run("steal", continue_run_id=kept.run_id)
+    with pytest.raises(NotFoundError) as missing:
+        await harness.client("bob").run("steal", continue_run_id="0" * 16)
+    assert str(theirs.value).replace(kept.run_id, "X") == str(missing.value).replace("0" * 16, "X")
+
+
+async def test_a_kept_conversation_ends_when_idle_and_frees_its_sandbox(harness: Harness) -> None:
+    """A kept run unused for session_idle_s is closed by the sweep: its sandbox is removed."""
+    harness.replies(repl("FINAL('kept')"))
+    kept = await harness.client().run("start", context="t", keep_sandbox=True)
+    assert len(await harness.backend.list_managed()) == 1
+    kept_runs = harness.server.kept
+    assert kept_runs is not None
+    harness.clock.advance(kept_runs.idle_s - 1)  # the sweep, woken by the clock, finds it not yet idle
+    assert await kept_runs.expire_idle() == []
+    harness.clock.advance(1)
+    assert await kept_runs.expire_idle() == [kept.run_id]
+    assert await harness.backend.list_managed() == []
+    with pytest.raises(SandboxClosedError, match="idle"):
+        await harness.client().run("late", continue_run_id=kept.run_id)

@@ -90,6 +90,7 @@ class RLMServer:
         self.orchestrator: Orchestrator | None = None
         self.registry: ContextRegistry | None = None
         self.sessions: SessionRegistry | None = None
+        self.kept: SessionRegistry | None = None
         self.servicer: RLMServicer | None = None
         self.health: Any = None
         self._server: aio.Server | None = None
@@ -124,6 +125,8 @@ class RLMServer:
         self.registry = await asyncio.to_thread(ContextRegistry, Path(s.storage.data_dir) / CONTEXTS_DIR)
         self.sessions = SessionRegistry(s.server.session_idle_s, clock=self._clock)
         self.sessions.start_sweeper()
+        self.kept = SessionRegistry(s.server.session_idle_s, clock=self._clock)  # runs kept to continue
+        self.kept.start_sweeper()
         interceptors, current_tenant = self._auth(s)
         self.servicer = RLMServicer(
             self.orchestrator,
@@ -133,6 +136,7 @@ class RLMServer:
             policy=policy,
             sessions=self.sessions,
             current_tenant=current_tenant,
+            kept=self.kept,
         )
         size = s.server.max_message_bytes
         self._server = aio.server(
@@ -215,6 +219,8 @@ class RLMServer:
                 await self.servicer.drain()
             if self.sessions is not None:
                 await self.sessions.aclose()
+                if self.kept is not None:
+                    await self.kept.aclose()
         finally:
             try:
                 if self.orchestrator is not None:

@@ -43,7 +43,7 @@ from grpc import aio
 from rlm_proto.v1 import service_pb2 as pb
 from rlm_proto.v1 import service_pb2_grpc as pb_grpc
 
-from ..config import RLMConfig
+from ..config import RLMConfig, Runtime, SandboxLimits
 from ..context.registry import ContextRegistry
 from ..context.sources import ContextSource, InMemoryContext
 from ..core import Orchestrator
@@ -63,6 +63,7 @@ from ..rlm.records import (
     SubCallRecorded,
     build_trajectory,
 )
+from ..rlm.result import RLMResult
 from ..rlm.trajectory import Trajectory
 from ..sandbox.session import SandboxSession
 from ..status import RunStatus
@@ -214,6 +215,7 @@ class RLMServicer(pb_grpc.RLMServiceServicer):
         policy: QuotaPolicy,
         sessions: SessionRegistry,
         current_tenant: Callable[[], Tenant],
+        kept: SessionRegistry | None = None,
     ) -> None:
         self._orch = orchestrator
         self._store = store
@@ -221,6 +223,8 @@ class RLMServicer(pb_grpc.RLMServiceServicer):
         self._registry = registry
         self._policy = policy
         self._sessions = sessions
+        # Runs kept for continuing (keep_sandbox), by run id; idle ones close as sessions do.
+        self._kept = kept if kept is not None else SessionRegistry(sessions.idle_s)
         self._tenant = current_tenant
         self._active: dict[str, _ActiveRun] = {}
 
@@ -358,8 +362,9 @@ class RLMServicer(pb_grpc.RLMServiceServicer):
         self, tenant: Tenant, request: pb.RunRequest, emit: Callable[[Event], None] | None
     ) -> tuple[str, asyncio.Task[Trajectory]]:
         """Check the request, then start the run as a task of the servicer; its id and task."""
-        if request.continue_run_id or request.keep_sandbox:
-            raise Unimplemented("continue_run_id and keep_sandbox are reserved: not served yet")
+        follows, keep = request.continue_run_id, request.keep_sandbox
+        if follows:
+            self._kept.check(tenant.name, follows)  # NOT_FOUND now, before anything starts
         if not request.query.strip():
             raise InvalidInputError("the query must be a non-empty string")
         config = self._run_config(tenant, convert.run_fields(request.options))
@@ -374,6 +379,11 @@ class RLMServicer(pb_grpc.RLMServiceServicer):
         async def run() -> Trajectory:
             self._recorder.bind(run_id, tenant)
             try:
+                if follows or keep:
+                    turn = await self._conversation(
+                        tenant, ref, query, follows, keep, config, runtime, limits, emit, run_id
+                    )
+                    return turn.trajectory
                 async with self._policy.sandbox(tenant):
                     source = await self._source(tenant, ref)
                     try:
@@ -404,6 +414,57 @@ class RLMServicer(pb_grpc.RLMServiceServicer):
         task = asyncio.create_task(run(), name=f"rlm-run-{run_id}")
         self._active[run_id] = _ActiveRun(tenant.name, task)
         return run_id, task
+
+    async def _conversation(
+        self,
+        tenant: Tenant,
+        ref: pb.ContextRef,
+        query: str,
+        follows: str,
+        keep: bool,
+        config: RLMConfig,
+        runtime: Runtime,
+        limits: SandboxLimits,
+        emit: Callable[[Event], None] | None,
+        run_id: str,
+    ) -> RLMResult:
+        """A run that starts a conversation (keep_sandbox) or continues one (continue_run_id): the
+        earlier turns' sandbox and namespace, their answers as `history`, a new context as context_N.
+        A kept conversation holds one of the tenant's sandboxes until it ends or sits idle for
+        server.session_idle_s; it is found by the id of any of its runs."""
+        stream = emit is not None
+        if follows:
+            later = None
+            if ref.WhichOneof("source") is not None:
+                wanted = convert.context_request(ref)
+                if wanted.context_id is not None:
+                    raise InvalidInputError(
+                        "a continued run adds its context inline (a text, texts or files): a stored "
+                        "context cannot be mounted into a sandbox already running"
+                    )
+                later = wanted.value
+            async with self._kept.use(tenant.name, follows) as conversation:
+                turn = await conversation.query(query, context=later, emit=emit, stream=stream, run_id=run_id)
+                if keep:
+                    self._kept.alias(tenant.name, follows, run_id)
+            if not keep:
+                await self._kept.close(tenant.name, follows)
+            return turn
+        stack = AsyncExitStack()
+        try:
+            await stack.enter_async_context(self._policy.sandbox(tenant))
+            source = await self._source(tenant, ref)
+            stack.push_async_callback(asyncio.to_thread, source.close)
+            conversation = self._orch.session(
+                source, config=config, runtime=runtime, limits=limits, tenant=tenant.name
+            )
+            stack.push_async_callback(conversation.aclose)
+            turn = await conversation.query(query, emit=emit, stream=stream, run_id=run_id)
+        except BaseException:
+            await asyncio.shield(stack.aclose())
+            raise
+        await self._kept.add(tenant.name, conversation, stack, session_id=run_id)
+        return turn
 
     async def _outcome(self, tenant: Tenant, run_id: str, task: asyncio.Task[Trajectory]) -> Trajectory:
         """The run's trajectory once its task is done: a cancelled run's, rebuilt from the store."""

@@ -24,10 +24,11 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import NotFoundError, SandboxClosedError
-from ..sandbox.session import SandboxSession, SessionState
+from ..sandbox.session import SessionState
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ _ENDED_KEPT = 1024  # ended sessions remembered, to say why their id no longer w
 class _Entry:
     tenant: str
     session_id: str
-    session: SandboxSession
+    session: Any  # a SandboxSession (REPL sessions), or an RLMSession (runs kept for continuing)
     stack: AsyncExitStack
     last_used: float
     busy: int = 0
@@ -53,17 +54,32 @@ class SessionRegistry:
         self._ended: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._sweeper: asyncio.Task[None] | None = None
 
+    def _unique(self) -> list[_Entry]:
+        return list({id(e): e for e in self._entries.values()}.values())  # aliases: one entry
+
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._unique())
 
     def count(self, tenant: str) -> int:
-        return sum(1 for t, _ in self._entries if t == tenant)
+        return sum(1 for e in self._unique() if e.tenant == tenant)
 
-    async def add(self, tenant: str, session: SandboxSession, stack: AsyncExitStack) -> str:
-        """Keep an open session; `stack` closes it (and frees what it holds). Returns its id."""
-        session_id = secrets.token_hex(16)
+    async def add(
+        self, tenant: str, session: Any, stack: AsyncExitStack, session_id: str | None = None
+    ) -> str:
+        """Keep an open session; `stack` closes it (and frees what it holds). Returns its id (a new
+        random one unless given: a kept run is found by its run id)."""
+        session_id = session_id or secrets.token_hex(16)
         self._entries[(tenant, session_id)] = _Entry(tenant, session_id, session, stack, self._clock.now())
         return session_id
+
+    def check(self, tenant: str, session_id: str) -> None:
+        """Raise as a lookup would (NotFoundError, or SandboxClosedError for one that ended)."""
+        self._lookup(tenant, session_id)
+
+    def alias(self, tenant: str, session_id: str, new_id: str) -> None:
+        """Let the session also be found as `new_id` (a continued run's id finds its conversation)."""
+        entry = self._lookup(tenant, session_id)
+        self._entries[(tenant, new_id)] = entry
 
     def _lookup(self, tenant: str, session_id: str) -> _Entry:
         key = (tenant, session_id)
@@ -76,7 +92,7 @@ class SessionRegistry:
         raise NotFoundError(f"no such session: {session_id[:64]!r}")
 
     @contextlib.asynccontextmanager
-    async def use(self, tenant: str, session_id: str) -> AsyncIterator[SandboxSession]:
+    async def use(self, tenant: str, session_id: str) -> AsyncIterator[Any]:
         """The session for one cell: not idle meanwhile. A sandbox that died in it closes the session."""
         entry = self._lookup(tenant, session_id)
         entry.busy += 1
@@ -86,7 +102,7 @@ class SessionRegistry:
         finally:
             entry.busy -= 1
             entry.last_used = self._clock.now()
-            if entry.session.state is SessionState.CLOSED:
+            if getattr(entry.session, "state", None) is SessionState.CLOSED:
                 await asyncio.shield(self._close(entry, "its sandbox ended"))
 
     async def close(self, tenant: str, session_id: str) -> None:
@@ -98,21 +114,23 @@ class SessionRegistry:
         await asyncio.shield(entry.closing)
 
     async def _teardown(self, entry: _Entry, reason: str) -> None:
-        key = (entry.tenant, entry.session_id)
-        self._ended[key] = reason
+        keys = [key for key, e in self._entries.items() if e is entry]  # its id and any aliases
+        for key in keys:
+            self._ended[key] = reason
         while len(self._ended) > _ENDED_KEPT:
             self._ended.popitem(last=False)
         try:
             await entry.stack.aclose()
         finally:
-            self._entries.pop(key, None)
+            for key in keys:
+                self._entries.pop(key, None)
 
     async def expire_idle(self) -> list[str]:
         """Close every session idle for `idle_s` or more; their ids."""
         now = self._clock.now()
         idle = [
             e
-            for e in list(self._entries.values())
+            for e in self._unique()
             if e.busy == 0 and e.closing is None and now - e.last_used >= self.idle_s
         ]
         reason = f"idle for {self.idle_s:g} s"
@@ -145,5 +163,5 @@ class SessionRegistry:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
             self._sweeper = None
-        entries = list(self._entries.values())
+        entries = self._unique()
         await asyncio.gather(*(self._close(e, "the server stopped") for e in entries), return_exceptions=True)
