@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -309,11 +310,24 @@ def test_in_memory_contexts_are_served_as_files(value: object, kind: str, files:
     assert not os.path.exists(root)
 
 
-@pytest.mark.parametrize("bad", [{"../x": "y"}, {"/abs": "y"}, {"a": 1}, 42, ["ok", 3]])
+@pytest.mark.parametrize("bad", [{"../x": "y"}, {"/abs": "y"}, {"a": {1, 2}}, object(), [1.0, float("nan")]])
 def test_bad_in_memory_values_are_refused(bad: object) -> None:
-    """Names that escape, non-text items and other types are refused with a clear error."""
+    """Names that escape and values that are not JSON are refused with a clear error."""
     with pytest.raises(InvalidInputError):
         InMemoryContext(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [{"a": 1}, 42, ["ok", 3], [{"role": "user"}], None, {"n": {"m": [1.5]}}])
+def test_any_other_json_value_is_one_json_file(value: object) -> None:
+    """What is not text, a list of text or a mapping of names to text is one file, context.json, holding
+    the value as JSON (the sandbox decodes it as `context`), as the official REPL loads such contexts."""
+    source = InMemoryContext(value)  # type: ignore[arg-type]
+    try:
+        store = ContextStore(source)
+        assert source.shape().kind == "json" and source.shape().entries == (("context", "context.json"),)
+        assert store.list_files() == ["context.json"] and json.loads(store.read("context.json")) == value
+    finally:
+        source.close()
 
 
 def test_indexing_a_large_tree_reports_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
