@@ -18,6 +18,7 @@ from rlm_proto.v1 import sandbox_pb2 as pb
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..config import ContextLimits, Runtime, SandboxConfig, SandboxLimits
+from ..context import pack as context_pack
 from ..context.sources import ContextShape, ContextSource, FileSystemContext
 from ..context.store import ContextStore
 from ..errors import InvalidInputError, SandboxClosedError, SandboxStartError
@@ -70,6 +71,7 @@ class SandboxManager:
         self._callbacks: ThreadPoolExecutor | None = None  # context callbacks of every sandbox; made on use
         self._closed = False
         self.pool: WarmPool | None = None
+        self._packs = context_pack.PackCache()  # runsc sandboxes' packed contexts, one per store
 
     def use_pool(
         self, settings: PoolSettings, *, clock: Clock | None = None, listener: PoolListener | None = None
@@ -328,6 +330,8 @@ class SandboxManager:
         sandbox.attached = True
         sandbox.context_path = path
         sandbox.tenant = tenant or sandbox.spec.tenant
+        if path != "grpc" and sandbox.spec.runtime is Runtime.RUNSC:
+            await self._give_pack(sandbox, store, shape)
         config = pb.SessionConfig(
             context=_descriptor(shape, store.limits, mounted=path != "grpc"),
             session_token=secrets.token_urlsafe(32),
@@ -339,6 +343,22 @@ class SandboxManager:
         )
         self._sessions.add(session)
         return session
+
+    async def _give_pack(self, sandbox: Sandbox, store: ContextStore, shape: ContextShape) -> None:
+        """A runsc sandbox over many files gets them packed in one file beside its socket (see
+        context/pack.py: gVisor opens files slowly); built once per store, linked per sandbox."""
+        socket_path = sandbox.channel.socket_path
+        if socket_path is None or not context_pack.wanted(shape.file_count, shape.total_bytes):
+            return
+        limit = store.limits.max_file_bytes
+
+        def link() -> None:
+            self._packs.get(store, store.source, limit).link_into(os.path.dirname(socket_path))
+
+        try:
+            await asyncio.to_thread(link)
+        except OSError as exc:  # no pack: read_file reads file by file, as without one
+            log.warning("no context pack for sandbox %s: %s", sandbox.sandbox_id, exc)
 
     async def discard(self, sandbox: Sandbox) -> None:
         """Destroy a sandbox that was never attached (or whose attach failed)."""
