@@ -53,6 +53,23 @@ class SubCalls(Protocol):
 OnOutput = Callable[[str, str], None]
 
 
+class _Outbox(asyncio.Queue[pb.HostMessage | None]):
+    """The session stream's messages down. One message may be held back until the next is put, and
+    then go first: the configure message of a hand-out travels with the first cell, so the runtime
+    (idle until then) wakes once for both rather than twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: pb.HostMessage | None = None
+
+    def put_nowait(self, item: pb.HostMessage | None) -> None:
+        if self.held is not None:
+            held, self.held = self.held, None
+            if item is not None:  # the stream closing first: nothing was left to configure
+                super().put_nowait(held)
+        super().put_nowait(item)
+
+
 class SessionClosed(Exception):
     """The sandbox's session stream ended (its process died, or it was closed)."""
 
@@ -286,7 +303,7 @@ class HostEndpoint:
         # A result holds four capped texts (stdout, stderr, final, traceback) and a short message, and a
         # batch of sub-call prompts may be tens of MB; anything larger is not from our runtime.
         self._max_receive = max(4 * max_output_bytes + 1024**2, 32 * 1024**2)
-        self.outbox: asyncio.Queue[pb.HostMessage | None] = asyncio.Queue()
+        self.outbox = _Outbox()
         self.callback_slots = asyncio.Semaphore(CALLBACK_SLOTS)
         self._subcalls_active = 0
         self._paused_total = 0.0
@@ -305,8 +322,9 @@ class HostEndpoint:
 
     def attach(self, store: ContextStore, subcalls: SubCalls | None, config: pb.SessionConfig | None) -> None:
         """Give the sandbox a run: its store and sub-call handler serve from now on; the context's
-        descriptor goes down before any cell can. A config with a session_token rebinds the token:
-        from now on only it is accepted (the open session stream stays open)."""
+        descriptor goes down with the first message after it (a cell, a binding), ahead of it. A
+        config with a session_token rebinds the token: from now on only it is accepted (the open
+        session stream stays open; the sandbox calls back only from a cell, by then configured)."""
         if config is not None and config.session_token:
             self._token = config.session_token
             if self._interceptor is not None:
@@ -314,7 +332,7 @@ class HostEndpoint:
         self.store = store
         self.subcalls = subcalls
         if config is not None:
-            self.outbox.put_nowait(pb.HostMessage(configure=config))
+            self.outbox.held = pb.HostMessage(configure=config)
 
     async def start(self, uid: int | None) -> None:
         loop = asyncio.get_running_loop()
