@@ -112,7 +112,7 @@ print(json.dumps(out))
 
 async def test_escapes_are_refused_on_the_raw_socket(session: SandboxSession, rich_context: Path) -> None:
     """Calling the host directly with the sandbox's token gets the same refusals, as INVALID_ARGUMENT."""
-    metadata = (("x-rlm-token", session.spec.token),)
+    metadata = (("x-rlm-token", session.token),)
     path = session.channel.socket_path
     async with aio.insecure_channel(f"unix:{path}") as channel:
         stub = SandboxHostStub(channel)
@@ -143,7 +143,7 @@ async def test_large_file_arrives_byte_identical_in_chunks(
 
 
 async def _check_big_file(session: SandboxSession, rich_context: Path) -> None:
-    metadata = (("x-rlm-token", session.spec.token),)
+    metadata = (("x-rlm-token", session.token),)
     path = session.channel.socket_path
     async with aio.insecure_channel(f"unix:{path}") as channel:
         chunks = [

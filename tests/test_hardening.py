@@ -198,7 +198,7 @@ async def test_tenants_cannot_reach_each_other(manager: SandboxManager, tmp_path
         manager.open(dir_a, tenant="alpha", runtime=runtime) as a,
     ):
         code = (
-            f"OTHER_TOKEN = {b.spec.token!r}\nOTHER_SOCKET = {b.channel.socket_path!r}\n"
+            f"OTHER_TOKEN = {b.token!r}\nOTHER_SOCKET = {b.channel.socket_path!r}\n"
             f"OTHER_CONTEXT = {str(dir_b)!r}\n" + CROSS_TENANT
         )
         result = await a.run(code)

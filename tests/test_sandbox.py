@@ -263,10 +263,10 @@ async def test_socket_requires_the_sandbox_token(session: SandboxSession) -> Non
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
         with pytest.raises(aio.AioRpcError) as unserved:
             await stub.LlmQuery(
-                pb.LlmQueryRequest(prompt="x"), metadata=(("x-rlm-token", session.spec.token),)
+                pb.LlmQueryRequest(prompt="x"), metadata=(("x-rlm-token", session.token),)
             )
         assert unserved.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        stream = stub.Session(metadata=(("x-rlm-token", session.spec.token),))
+        stream = stub.Session(metadata=(("x-rlm-token", session.token),))
         with pytest.raises(aio.AioRpcError) as second:
             await stream.read()
         assert second.value.code() == grpc.StatusCode.ALREADY_EXISTS

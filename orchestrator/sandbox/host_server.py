@@ -320,6 +320,11 @@ class HostEndpoint:
         # Per running cell that asked for its output: the callback, and bytes passed on per stream.
         self._outputs: dict[int, tuple[OnOutput, int, dict[str, int]]] = {}
 
+    @property
+    def token(self) -> str:
+        """The token the server accepts now (the creation token until attach binds the session's)."""
+        return self._token
+
     def attach(self, store: ContextStore, subcalls: SubCalls | None, config: pb.SessionConfig | None) -> None:
         """Give the sandbox a run: its store and sub-call handler serve from now on; the context's
         descriptor goes down with the first message after it (a cell, a binding), ahead of it. A

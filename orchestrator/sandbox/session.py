@@ -89,6 +89,11 @@ class SandboxSession:
         return self.spec.sandbox_id
 
     @property
+    def token(self) -> str:
+        """The token the sandbox's host server accepts now: the session's own, bound at attach."""
+        return self._endpoint.token
+
+    @property
     def context_path(self) -> str:
         """How the context reaches the code: "mount" (at start), "late-mount" (at hand-out, a warm
         pool's sandbox) or "grpc" (not mounted: every read over the socket)."""
