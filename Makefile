@@ -69,13 +69,14 @@ local-model-stop: venv
 # the sample context, then stop the server again (unless it was running before).
 demo-local: venv
 	@echo "No model endpoint is configured (OPENAI_API_KEY, OPENAI_BASE_URL), so the demo uses the local model:"
-	@echo "Qwen2.5-Coder-1.5B-Instruct on llama.cpp, on this machine's CPU. The first time takes about"
-	@echo "5 minutes on a quiet 2-core machine (compile llama.cpp, download 1.1 GB; up to 15 when busy),"
-	@echo "cached in ~/.cache/rlm/local-model; later runs start it in seconds."
+	@echo "Qwen2.5-Coder-1.5B-Instruct on llama.cpp, on this machine's CPU. First time: about 5 minutes to"
+	@echo "compile llama.cpp and download the 1.1 GB model (on a quiet 2-core machine; longer when busy),"
+	@echo "kept in ~/.cache/rlm/local-model; later runs start it in seconds."
 	@was_running=$$($(RLM) local-model status $(LOCAL_MODEL_ARGS) >/dev/null 2>&1 && echo yes); \
 	assignments=$$($(RLM) local-model start $(LOCAL_MODEL_ARGS)) || exit $$?; \
 	eval "$$assignments"; \
 	if [ -z "$$was_running" ]; then trap '$(RLM) local-model stop $(LOCAL_MODEL_ARGS)' EXIT; fi; \
+	trap 'exit 130' INT TERM; \
 	echo "== rlm run over examples/sample_context: $$RLM_LOCAL_MODEL at $$OPENAI_BASE_URL =="; \
 	echo "query: $(DEMO_QUERY)"; \
 	$(RLM) run --context examples/sample_context --query "$(DEMO_QUERY)" --base-url "$$OPENAI_BASE_URL" \
