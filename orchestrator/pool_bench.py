@@ -62,7 +62,7 @@ def _context() -> str:
     return str(root)
 
 
-async def _settled(pool: WarmPool, size: int, timeout_s: float) -> None:
+async def wait_settled(pool: WarmPool, size: int, timeout_s: float) -> None:
     """Until `size` sandboxes are idle and no start is in flight, then a moment for the CPU to settle."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -155,7 +155,7 @@ async def measure(
             await session.aclose()
         for _ in range(rounds):
             if warm is not None:
-                await _settled(warm, burst, fill_timeout_s)
+                await wait_settled(warm, burst, fill_timeout_s)
             else:
                 await asyncio.sleep(0.5)
             samples += await _burst(manager, context, rt, burst, paths)
