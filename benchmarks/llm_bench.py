@@ -65,7 +65,7 @@ sequential = time.perf_counter() - t
 assert r == s
 print(json.dumps([batched, sequential]))
 """
-    turns = iter([repl(overhead_code), repl(batch_code), "FINAL(done)"])
+    turns = iter([repl(overhead_code), repl(batch_code), 'FINAL("done")'])
 
     def script(seen: Seen, index: int) -> Reply | str:
         if seen.body["model"] == "root-m":

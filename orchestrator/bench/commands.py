@@ -100,6 +100,7 @@ def _add_oolong(parts: Any) -> None:
     p.add_argument("--out", default=None, metavar="FILE", help="also write every task's figures as JSON")
     p.add_argument("--write-tasks", default=None, metavar="DIR", help="write the tasks (context, gold), stop")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--pool", action="store_true", help="sandboxes from a warm pool of 4 (as rlm serve runs)")
     p.set_defaults(bench_main=_oolong_main)
 
 
@@ -144,6 +145,7 @@ def oolong_options(args: argparse.Namespace, window: int) -> OolongOptions:
         window_tokens=window,
         questions=questions,
         progress=not args.no_progress,
+        pool=args.pool,
     )
 
 
@@ -214,7 +216,7 @@ def _oolong_main(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             subprocess.run([sys.executable, "-m", "orchestrator.cli", "local-model", "stop"], check=False)
     took = time.monotonic() - started
     common: dict[str, Any] = {"mode": mode, "model": model, "label": label, "seed": options.seed}
-    common["runtime"] = options.runtime
+    common.update(runtime=options.runtime, pool=options.pool)
     summary = summarise(results, **common)
     if args.json:
         for line in summary:

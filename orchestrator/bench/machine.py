@@ -49,6 +49,7 @@ def describe(proc: Path = Path("/proc")) -> dict[str, Any]:
         "docker": _first_line(["docker", "version", "--format", "{{.Server.Version}}"]),
         "runc": _first_line(["runc", "--version"]),
         "runsc": _first_line(["runsc", "--version"]),
+        "load_average": [round(x, 2) for x in os.getloadavg()],  # other work on the machine, at the start
     }
 
 
@@ -57,4 +58,5 @@ def one_line(machine: dict[str, Any]) -> str:
     return (
         f"{machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
         f"kernel {machine['kernel']}, Docker {machine['docker']}, {machine['runc']}, {machine['runsc']}"
+        + (f"; load average {machine['load_average'][0]} at the start" if machine.get("load_average") else "")
     )

@@ -12,16 +12,18 @@ its own.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from ..config import LLMEndpoint
+from ..config import LLMEndpoint, Runtime
 from ..core import Orchestrator
 from ..llm.openai_provider import OpenAIProvider
 from ..llm.retry import RetryPolicy
 from ..llm.routing import RoutingProvider
 from ..llm.types import LLMProvider
-from ..settings import Settings
+from ..settings import PoolProfile, PoolSettings, Settings
 from . import oolong
 from .oolong_harness import CONTENDERS, Harness, ModelTime, TaskResult, TimedProvider, busy_seconds
 from .oolong_model import OfflineModel
@@ -45,6 +47,7 @@ class OolongOptions:
     window_tokens: int = 128_000  # the direct call's window
     questions: Mapping[str, Sequence[str]] | None = None  # TREC questions by label; None: templates
     progress: bool = True
+    pool: bool = False  # sandboxes from a warm pool (as a server would run), not started cold
 
     def all_sizes(self) -> list[int]:
         made = [oolong.size_for_tokens(t, self.seed, self.questions) for t in self.tokens]
@@ -74,9 +77,14 @@ async def _run_all(
         for t in oolong.generate(n, options.seed, questions=options.questions, numbers=options.numbers)
     ]
     results: list[TaskResult] = []
+    if options.pool:
+        profile = PoolProfile(runtime=Runtime(options.runtime))
+        settings = replace(settings, pool=PoolSettings(enabled=True, min=4, max=8, profiles=(profile,)))
     progress = bar(len(tasks) * len(options.contenders), "oolong-pairs", enabled=options.progress)
     try:
         async with Orchestrator(settings, provider=provider) as orch:
+            if options.pool:
+                await _filled(orch, 4)
             harness = Harness(
                 orch,
                 provider,
@@ -94,6 +102,16 @@ async def _run_all(
     finally:
         progress.close()
     return results
+
+
+async def _filled(orch: Orchestrator, size: int, timeout_s: float = 120.0) -> None:
+    """Until the warm pool holds `size` idle sandboxes (the first tasks are not served cold)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        stats = orch.pool_stats()
+        if stats is None or stats.size >= size:
+            return
+        await asyncio.sleep(0.1)  # the pool's own fill, not a test's synchronisation
 
 
 async def run_offline(options: OolongOptions, settings: Settings) -> list[TaskResult]:

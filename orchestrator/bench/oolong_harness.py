@@ -290,7 +290,7 @@ def table(summary: Sequence[dict[str, Any]]) -> str:
     sizes = sorted({s["size"] for s in summary})
     contenders = list(dict.fromkeys(s["contender"] for s in summary))
     by = {(s["size"], s["contender"]): s for s in summary}
-    head = f"{'contender':<18}" + "".join(f"{'F1 @' + str(n):>10}" for n in sizes)
+    head = f"{'contender':<24}" + "".join(f"{'F1 @' + str(n):>10}" for n in sizes)
     lines = [head]
     for c in contenders:
         cells = []
@@ -298,18 +298,18 @@ def table(summary: Sequence[dict[str, Any]]) -> str:
             s = by.get((n, c))
             mark = "*" if s and s["truncated"] else ""
             cells.append(f"{s['f1']:>9.3f}{mark or ' '}" if s else f"{'-':>10}")
-        lines.append(f"{c:<18}" + "".join(cells))
+        lines.append(f"{c:<24}" + "".join(cells))
     if any(s["truncated"] for s in summary):
         lines.append("* the list was cut to the model's window in some tasks")
     lines.append("")
     lines.append(
-        f"{'size':>6} {'contender':<18}{'tokens/task':>12}{'cost/task':>11}{'wall s':>9}"
+        f"{'size':>6} {'contender':<24}{'tokens/task':>12}{'cost/task':>11}{'wall s':>9}"
         f"{'model s':>9}{'platform s':>11}{'p95':>7}{'done':>6}"
     )
     for s in summary:
         cost = f"${s['cost_usd']:.4f}" if s["cost_usd"] is not None else "-"
         lines.append(
-            f"{s['size']:>6} {s['contender']:<18}{s['tokens']:>12,.0f}{cost:>11}{s['wall_s']:>9.2f}"
+            f"{s['size']:>6} {s['contender']:<24}{s['tokens']:>12,.0f}{cost:>11}{s['wall_s']:>9.2f}"
             f"{s['model_s']:>9.2f}{s['platform_s']:>11.3f}{s['platform_p95_s']:>7.2f}"
             f"{s['completed']:>3}/{s['tasks']:<2}"
         )

@@ -8,6 +8,7 @@ only summary.md is written.
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -292,7 +293,7 @@ def _plot_oolong(plt: Any, d: dict[str, Any]) -> Any:
     ax.set_xticks(range(len(sizes)), [f"{n} entries" for n in sizes])
     ax.set_ylabel("platform s per task (p50, bar to p95)")
     ax.set_title("OOLONG-Pairs offline: the platform's own time per task (scripted model)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, ncol=2, loc="upper left")
     return fig
 
 
@@ -326,8 +327,9 @@ def draw_all(results: Path, say: Callable[[str], None] = print) -> list[Path]:
         if data is None:
             continue
         fig = plot(plt, data)
-        fig.text(0.5, 0.005, _caption(data), ha="center", va="bottom", fontsize=7, color="dimgrey")
-        fig.tight_layout(rect=(0, 0.04, 1, 1))
+        caption = textwrap.fill(_caption(data), 130)
+        fig.text(0.5, 0.005, caption, ha="center", va="bottom", fontsize=7, color="dimgrey")
+        fig.tight_layout(rect=(0, 0.03 + 0.03 * caption.count("\n"), 1, 1))
         path = results / f"{name}.png"
         fig.savefig(path, dpi=80)
         plt.close(fig)
