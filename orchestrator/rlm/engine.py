@@ -159,6 +159,8 @@ class Run:
             asyncio.Semaphore(config.max_concurrent_subcalls) for _ in range(config.max_depth + 1)
         ]
         self.started = self.clock.now()
+        # Child levels' sandbox removals, going on beside the run; the run waits for all before it ends.
+        self._teardowns: set[asyncio.Task[None]] = set()
 
     def next_id(self) -> int:
         return next(self._ids)
@@ -179,7 +181,10 @@ class Run:
             )
         )
         try:
-            trajectory = await self.level(query, 0, ROOT, self.config.root_model)
+            try:
+                trajectory = await self.level(query, 0, ROOT, self.config.root_model)
+            finally:
+                await asyncio.shield(self._teardowns_done())
         except BaseException as exc:
             # Cancelled, or a bug of ours: the run still ends on the record, as its root level did.
             ended = build_trajectory(self.records)
@@ -244,6 +249,16 @@ class Run:
         self.pooled_sandboxes += level.session.pooled
         return level.session
 
+    async def _teardowns_done(self) -> None:
+        while self._teardowns:
+            await asyncio.gather(*self._teardowns, return_exceptions=True)
+
+    async def _close_child(self, session: SandboxSession, level: _Level) -> None:
+        try:
+            await self.manager.close_session(session)
+        finally:
+            await self._release(level)
+
     async def _release(self, level: _Level) -> None:
         lease, level.lease = level.lease, None
         if lease is not None:
@@ -284,9 +299,17 @@ class Run:
         finally:
             if level.session is not None and level.depth == 0 and self.root is not None:
                 await asyncio.shield(self.root.release(level.session, level.messages))
+            elif level.session is not None and level.depth > 0:
+                # A child's answer does not wait for its sandbox's removal (60-200 ms a container):
+                # the removal, then the child's lease, go on beside the run, which waits for them all
+                # before it ends (execute), so a run still returns with its sandboxes gone.
+                task = asyncio.ensure_future(self._close_child(level.session, level))
+                self._teardowns.add(task)
+                task.add_done_callback(self._teardowns.discard)
             elif level.session is not None:
                 await asyncio.shield(self.manager.close_session(level.session))
-            await asyncio.shield(self._release(level))
+            if level.session is None or level.depth == 0:
+                await asyncio.shield(self._release(level))
             if status.is_limit:
                 await self.record(LimitHit(self.run_id, label, status, error or status.value))
             await self.record(
