@@ -414,6 +414,42 @@ async def test_an_rlm_at_depth_2_with_8_batched_children(
         assert stats is None and meta.pooled_sandboxes == 0 and meta.context_path == "mount"
 
 
+def test_run_metadata_from_before_the_pool_still_reads() -> None:
+    """A stored RunMetadata without context_path and pooled_sandboxes (written before the pool) reads
+    with their defaults, and a new one round-trips."""
+    from orchestrator.rlm.trajectory import RunMetadata
+    from orchestrator.status import RunStatus
+    from orchestrator.store.codec import metadata_from_json, metadata_to_json
+
+    new = RunMetadata(
+        RunStatus.COMPLETED,
+        2,
+        1,
+        3,
+        8,
+        1.0,
+        0.5,
+        0.2,
+        10,
+        2,
+        40,
+        100,
+        20,
+        None,
+        5,
+        1,
+        0.0,
+        9,
+        context_path="late-mount",
+        pooled_sandboxes=9,
+    )
+    stored = metadata_to_json(new)
+    assert metadata_from_json(stored) == new
+    old = {k: v for k, v in stored.items() if k not in ("context_path", "pooled_sandboxes")}
+    read = metadata_from_json(old)
+    assert (read.context_path, read.pooled_sandboxes, read.sandbox_starts) == ("", 0, 9)
+
+
 # -- Docker: isolation, read-only contexts, leftovers ------------------------------------------------------
 
 
