@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import docker
@@ -32,9 +34,12 @@ def test_pack_holds_the_indexed_files_and_reads_as_the_mount(tmp_path: Path) -> 
     """Each indexed file is in the pack at its offset; read_file slices it, with offset, length, budget."""
     root = tmp_path / "ctx"
     made = _context(root)
-    built = pack.build(FileSystemContext(root), max_file_bytes=4096)
+    built = pack.build(FileSystemContext(root), max_file_bytes=4096, uid=os.getuid())
     index = json.loads(Path(built.directory, pack.INDEX_NAME).read_text())
     assert set(index["paths"]) == set(made) and built.files == len(made)
+    for name in (pack.PACK_NAME, pack.INDEX_NAME):  # the sandbox's user's alone
+        mode = os.stat(Path(built.directory, name))
+        assert stat.S_IMODE(mode.st_mode) == 0o400 and mode.st_uid == os.getuid()
     linked = tmp_path / "rlm"
     linked.mkdir()
     built.link_into(str(linked))

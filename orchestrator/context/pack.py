@@ -11,7 +11,9 @@ the whole context); a file not in the pack is read as before.
 
 It holds exactly the files read_file may read (the host's index, each opened beneath the root by
 file descriptor, never following a link out of it), so it shows the sandbox nothing new; the bytes
-read from it count against the run's read budget as reads through the mount do. It is a snapshot of
+read from it count against the run's read budget as reads through the mount do. Its files belong to
+the sandbox's user, mode 0400, as the socket beside it does (the socket directory is 0711): no other
+user of the host reads them; without that user (a non-root orchestrator) there is no pack. It is a snapshot of
 the files when the run's first sandbox opens, as the index is. Files over the one-read limit stay out
 of it. The pack lives in a private temporary directory, removed when the store is collected.
 """
@@ -40,6 +42,7 @@ class ContextPack:
     directory: str  # private, 0700, holding PACK_NAME and INDEX_NAME
     files: int
     bytes: int
+    uid: int  # the sandbox user owning both files (mode 0400)
 
     def link_into(self, directory: str) -> None:
         """Put the pack and its index in `directory` (hard links; copies across file systems)."""
@@ -49,15 +52,20 @@ class ContextPack:
                 os.link(source, target)
             except OSError:
                 shutil.copyfile(source, target)
-                os.chmod(target, 0o644)
+                _own(target, self.uid)
+
+
+def _own(path: str, uid: int) -> None:
+    os.chmod(path, 0o400)
+    os.chown(path, uid, -1)
 
 
 def wanted(file_count: int, total_bytes: int) -> bool:
     return file_count >= MIN_FILES and total_bytes <= MAX_PACK_BYTES
 
 
-def build(source: ContextSource, max_file_bytes: int) -> ContextPack:
-    """Write the pack of the source's indexed files (each at most max_file_bytes)."""
+def build(source: ContextSource, max_file_bytes: int, uid: int) -> ContextPack:
+    """Write the pack of the source's indexed files (each at most max_file_bytes), owned by `uid`."""
     directory = tempfile.mkdtemp(prefix="rlm-pack-")
     paths: list[str] = []
     offsets: list[int] = []
@@ -87,11 +95,11 @@ def build(source: ContextSource, max_file_bytes: int) -> ContextPack:
         with open(os.path.join(directory, INDEX_NAME), "w", encoding="utf-8") as fh:
             json.dump(index, fh, ensure_ascii=False, separators=(",", ":"))
         for name in (PACK_NAME, INDEX_NAME):
-            os.chmod(os.path.join(directory, name), 0o644)  # the sandbox's user reads it through /rlm
+            _own(os.path.join(directory, name), uid)  # the sandbox's user alone reads it, through /rlm
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
-    return ContextPack(directory, len(paths), position)
+    return ContextPack(directory, len(paths), position, uid)
 
 
 def _read_all(fd: int, limit: int) -> bytes:
@@ -113,10 +121,11 @@ class PackCache:
         self._lock = threading.Lock()
         self._packs: weakref.WeakKeyDictionary[object, ContextPack] = weakref.WeakKeyDictionary()
 
-    def get(self, store: object, source: ContextSource, max_file_bytes: int) -> ContextPack:
+    def get(self, store: object, source: ContextSource, max_file_bytes: int, uid: int) -> ContextPack | None:
+        """The store's pack for sandboxes of user `uid` (None when it was built for another user)."""
         with self._lock:
             pack = self._packs.get(store)
             if pack is None:
-                pack = self._packs[store] = build(source, max_file_bytes)
+                pack = self._packs[store] = build(source, max_file_bytes, uid)
                 weakref.finalize(store, shutil.rmtree, pack.directory, True)
-            return pack
+            return pack if pack.uid == uid else None

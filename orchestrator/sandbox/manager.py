@@ -347,13 +347,15 @@ class SandboxManager:
     async def _give_pack(self, sandbox: Sandbox, store: ContextStore, shape: ContextShape) -> None:
         """A runsc sandbox over many files gets them packed in one file beside its socket (see
         context/pack.py: gVisor opens files slowly); built once per store, linked per sandbox."""
-        socket_path = sandbox.channel.socket_path
-        if socket_path is None or not context_pack.wanted(shape.file_count, shape.total_bytes):
-            return
+        socket_path, uid = sandbox.channel.socket_path, sandbox.channel.peer_uid
+        if socket_path is None or uid is None or not context_pack.wanted(shape.file_count, shape.total_bytes):
+            return  # no socket directory, or no user of its own to give the pack to (non-root)
         limit = store.limits.max_file_bytes
 
         def link() -> None:
-            self._packs.get(store, store.source, limit).link_into(os.path.dirname(socket_path))
+            built = self._packs.get(store, store.source, limit, uid)
+            if built is not None:
+                built.link_into(os.path.dirname(socket_path))
 
         try:
             await asyncio.to_thread(link)
