@@ -27,8 +27,9 @@ variables. When done, end with FINAL(answer) or FINAL_VAR(variable_name) in a ``
 answer["content"] and answer["ready"] = True). Do not guess: check with code first. `context` and the
 functions above are the REPL's: keep your own values in other names (they are restored after each block).
 
-An example, for another question ("Which service logs the most errors?") over a directory of logs.
-First look, then compute, then answer:
+An example, for ANOTHER question and context ("How many invoices mention a refund?" over a directory
+of invoices): look, compute, print, and only then answer from what was printed. Write your own code
+for your query and your context; do not copy this:
 {example}
 """
 
@@ -36,9 +37,9 @@ First look, then compute, then answer:
 # A reply that only repeats one of these blocks is the model echoing its instructions: it is not run.
 EXAMPLE_BLOCKS = (
     "files = list_files()\nprint(len(files), files[:5])\n",
-    'from collections import Counter\nhits = grep(r"ERROR")\n'
-    'counts = Counter(h["line"].split()[2] for h in hits)\nprint(counts.most_common(3))\n',
-    'FINAL(f"{counts.most_common(1)[0][0]} logs the most errors")\n',
+    'hits = grep(r"refund", glob="invoices/*.txt")\nprint(len(hits), hits[:3])\n',
+    'refunded = sorted({h["path"] for h in hits})\nprint(len(refunded))\n',
+    "FINAL(f\"{len(refunded)} invoices mention a refund\")\n",
 )
 EXAMPLE = "\n".join(f"```repl\n{block}```" for block in EXAMPLE_BLOCKS)
 
