@@ -262,9 +262,7 @@ async def test_socket_requires_the_sandbox_token(session: SandboxSession) -> Non
             await stub.Stats(pb.StatsRequest(), metadata=(("x-rlm-token", "wrong"),))
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
         with pytest.raises(aio.AioRpcError) as unserved:
-            await stub.LlmQuery(
-                pb.LlmQueryRequest(prompt="x"), metadata=(("x-rlm-token", session.token),)
-            )
+            await stub.LlmQuery(pb.LlmQueryRequest(prompt="x"), metadata=(("x-rlm-token", session.token),))
         assert unserved.value.code() == grpc.StatusCode.UNIMPLEMENTED
         stream = stub.Session(metadata=(("x-rlm-token", session.token),))
         with pytest.raises(aio.AioRpcError) as second:

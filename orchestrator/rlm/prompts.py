@@ -39,7 +39,7 @@ EXAMPLE_BLOCKS = (
     "files = list_files()\nprint(len(files), files[:5])\n",
     'hits = grep(r"refund", glob="invoices/*.txt")\nprint(len(hits), hits[:3])\n',
     'refunded = sorted({h["path"] for h in hits})\nprint(len(refunded))\n',
-    "FINAL(f\"{len(refunded)} invoices mention a refund\")\n",
+    'FINAL(f"{len(refunded)} invoices mention a refund")\n',
 )
 EXAMPLE = "\n".join(f"```repl\n{block}```" for block in EXAMPLE_BLOCKS)
 
