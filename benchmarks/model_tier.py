@@ -128,14 +128,15 @@ def questions(facts: Facts) -> list[Question]:
     ]
 
 
-def local_model_status() -> dict[str, Any]:
-    out = subprocess.run([*RLM, "local-model", "status", "--json"], capture_output=True, text=True)
+def local_model_status(flags: list[str]) -> dict[str, Any]:
+    command = [*RLM, "local-model", "status", "--json", *flags]
+    out = subprocess.run(command, capture_output=True, text=True)
     return json.loads(out.stdout) if out.stdout.strip() else {}
 
 
 def start_local_model(flags: list[str]) -> tuple[str, str, bool]:
     """The local model's base URL and model id, and whether this call started it."""
-    was_running = local_model_status().get("answering", False)
+    was_running = local_model_status(flags).get("answering", False)
     out = subprocess.run([*RLM, "local-model", "start", *flags], stdout=subprocess.PIPE, text=True)
     if out.returncode != 0:
         sys.exit(f"model_tier: the local model did not start (exit {out.returncode})")
@@ -236,7 +237,7 @@ def main() -> int:
             url, model, started = args.base_url, args.model or "gpt-4o-mini", False
         else:
             url, model, started = start_local_model(shlex.split(args.local_model_args))
-        server = local_model_status() if not args.base_url else {}
+        server = local_model_status(shlex.split(args.local_model_args)) if not args.base_url else {}
         trajectories = Path(args.out).with_suffix("")
         trajectories.mkdir(parents=True, exist_ok=True)
         rows = []
@@ -262,7 +263,9 @@ def main() -> int:
                     )
         finally:
             if started:
-                subprocess.run([*RLM, "local-model", "stop"], check=False)
+                subprocess.run(
+                    [*RLM, "local-model", "stop", *shlex.split(args.local_model_args)], check=False
+                )
     correct = sum(r["correct"] for r in rows)
     times = [r["seconds"] for r in rows]
     summary = {

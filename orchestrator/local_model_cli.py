@@ -69,6 +69,7 @@ def add_local_model_parser(sub: Any) -> None:
         "--n-ctx", type=int, default=DEFAULT_N_CTX, help=f"context window, default {DEFAULT_N_CTX}"
     )
     parser.add_argument("--port", type=int, default=None, help="default: a free port")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: every core)")
     parser.add_argument(
         "--temperature",
         type=float,
@@ -110,7 +111,7 @@ def local_model_main(args: argparse.Namespace) -> int:
             env=env,
             report=report,
             n_ctx=args.n_ctx,
-            n_threads=os.cpu_count() or 2,
+            n_threads=args.threads or os.cpu_count() or 2,
             port=args.port,
             temperature=args.temperature,
             max_tokens=args.max_tokens,
@@ -136,6 +137,8 @@ def _bad_numbers(args: argparse.Namespace) -> str | None:
         return "--temperature must be between 0 and 2"
     if not 1 <= args.max_tokens <= args.n_ctx:
         return "--max-tokens must be between 1 and --n-ctx"
+    if args.threads is not None and not 1 <= args.threads <= 256:
+        return "--threads must be between 1 and 256"
     if args.port is not None and not 1 <= args.port <= 65535:
         return "--port must be between 1 and 65535"
     return None

@@ -388,3 +388,35 @@ def test_the_runtime_counts_as_installed_only_when_built_as_now(tmp_path: Path) 
     assert lm.runtime_stamp_matches(paths)
     assert not lm.runtime_installed(paths, os.environ)  # the stamp alone is not enough: it must import
     assert "-DGGML_NATIVE=OFF" in lm.RUNTIME_CMAKE_ARGS
+
+
+def test_starts_and_stops_of_one_cache_are_serialised(tmp_path: Path) -> None:
+    """A second caller waits for the lock (and says so) instead of starting a second server."""
+    paths = CachePaths(tmp_path)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from pathlib import Path\n"
+            "from orchestrator.local_model import CachePaths, server_lock\n"
+            "with server_lock(CachePaths(Path(sys.argv[1]))):\n"
+            "    print('held', flush=True)\n"
+            "    time.sleep(1.5)\n",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    out = io.StringIO()
+    started = time.monotonic()
+    with lm.server_lock(paths, Reporter(out, tty=False)):
+        waited = time.monotonic() - started
+    holder.wait(timeout=10)
+    assert waited > 0.5 and "waiting" in out.getvalue()
+
+
+def test_the_server_sleeps_at_barriers_unless_told_otherwise() -> None:
+    assert lm.server_env({"PATH": "/bin"})["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert lm.server_env({"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"
