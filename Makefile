@@ -69,8 +69,8 @@ local-model-stop: venv
 # the sample context, then stop the server again (unless it was running before).
 demo-local: venv
 	@echo "No model endpoint is configured (OPENAI_API_KEY, OPENAI_BASE_URL), so the demo uses the local model:"
-	@echo "Qwen2.5-Coder-1.5B-Instruct on llama.cpp, on this machine's CPU. First time: about 5 minutes to"
-	@echo "compile llama.cpp and download the 1.1 GB model (on a quiet 2-core machine; longer when busy),"
+	@echo "Qwen2.5-Coder-1.5B-Instruct on llama.cpp, on this machine's CPU. First time: 5 to 10 minutes to"
+	@echo "compile llama.cpp and download the 1.1 GB model (2 cores: 5 when quiet, 8.5 measured when busy),"
 	@echo "kept in ~/.cache/rlm/local-model; later runs start it in seconds."
 	@was_running=$$($(RLM) local-model status $(LOCAL_MODEL_ARGS) >/dev/null 2>&1 && echo yes); \
 	assignments=$$($(RLM) local-model start $(LOCAL_MODEL_ARGS)) || exit $$?; \
