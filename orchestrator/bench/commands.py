@@ -149,10 +149,26 @@ def oolong_options(args: argparse.Namespace, window: int) -> OolongOptions:
     )
 
 
+def _running_local_model(rlm: list[str]) -> tuple[str, str, int] | None:
+    """The local model already running (whatever its settings): base URL, model id, window."""
+    status = subprocess.run([*rlm, "status", "--json"], capture_output=True, text=True, check=False)
+    try:
+        state = json.loads(status.stdout)
+    except ValueError:
+        return None
+    if not state.get("running") or not state.get("base_url"):
+        return None
+    return str(state["base_url"]), str(state["model_id"]), int(state.get("n_ctx") or 16384)
+
+
 def _local_model() -> tuple[str, str, int, bool]:
-    """Start the local model (or find it running): base URL, model id, window, whether we started it."""
+    """The local model: the one running, used as it is (a start with other settings would restart it
+    under whoever else uses it), else started; base URL, model id, window, whether we started it."""
     rlm = [sys.executable, "-m", "orchestrator.cli", "local-model"]
-    was_running = subprocess.run([*rlm, "status"], capture_output=True, check=False).returncode == 0
+    running = _running_local_model(rlm)
+    if running is not None:
+        return (*running, False)
+    was_running = False
     out = subprocess.run([*rlm, "start"], stdout=subprocess.PIPE, text=True, check=False)
     if out.returncode != 0:
         raise InvalidInputError("the local model did not start (its messages are above)")
