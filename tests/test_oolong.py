@@ -243,3 +243,20 @@ def test_scripted_model_answers_a_direct_call() -> None:
     reply = model(Seen(body, {}, 0.0), 0)
     assert oolong.parse_pairs(str(reply)) == task.gold
     assert json.dumps(body)  # a plain request body
+
+
+def test_direct_prompt_is_cut_to_the_window_by_whole_lines() -> None:
+    """A list too long for the window loses whole lines from its end; the question stays whole."""
+    from orchestrator.bench.oolong_harness import Harness
+    from orchestrator.config import RLMConfig
+
+    task = oolong.generate(500, seed=1, numbers=[1])[0]
+    small = Harness(
+        None, None, RLMConfig(max_completion_tokens=512), model_time=lambda _s: 0.0, window_tokens=4000
+    )  # type: ignore[arg-type]
+    prompt, kept = small.direct_prompt(task)
+    assert 0 < kept < 500 and prompt.endswith(task.question)
+    assert prompt.splitlines()[:kept] == task.context.splitlines()[:kept]
+    assert len(prompt) <= (4000 - 512) * oolong.CHARS_PER_TOKEN
+    wide = Harness(None, None, RLMConfig(), model_time=lambda _s: 0.0)  # type: ignore[arg-type]
+    assert wide.direct_prompt(task)[1] == 500
