@@ -412,3 +412,17 @@ async def test_child_rlm_sandboxes_take_a_lease_each(tmp_path: Path, context_dir
     parts = (result.answer or "").split(" | ")
     assert parts.count("child done") == 2 and sum("max_sandboxes" in p for p in parts) == 1
     assert held == 0 and most <= 2
+
+
+async def test_a_failed_block_stops_the_reply_and_an_empty_final_is_no_answer(
+    tmp_path: Path, context_dir: Path
+) -> None:
+    """Blocks after a failed one do not run (their FINAL assumed it worked); FINAL('') is no answer."""
+    plan = repl("counts = {}\nprint(1 / 0)") + repl("FINAL(str(counts))")
+    script = _turns(plan, repl("FINAL('')"), repl("FINAL('the real answer')"))
+    async with _orch(tmp_path, script) as orch:
+        result = await orch.run(context=context_dir, query="q")
+    assert (result.status, result.answer) == (RunStatus.COMPLETED, "the real answer")
+    first, second = result.trajectory.iterations[0], result.trajectory.iterations[1]
+    assert len(first.cells) == 1 and first.cells[0].status is CellStatus.ERROR
+    assert second.cells[0].final is None or second.cells[0].final == ""

@@ -19,7 +19,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from ..clock import SYSTEM_CLOCK, Clock
@@ -367,7 +367,7 @@ class Run:
                 messages.append(Message("user", prompts.REPEATED if unchanged else prompts.ECHOED))
                 continue
             results, answer = await self._answer(reply, level)
-            if answer is not None:
+            if answer is not None and answer.strip():
                 return answer, RunStatus.COMPLETED
             idle = 0 if results else idle + 1
             if idle >= MAX_IDLE_REPLIES:
@@ -379,7 +379,7 @@ class Run:
         # At the limit the model is asked once for its answer; prose without FINAL is no answer.
         forced = await self._ask([*messages, Message("user", prompts.FORCE_FINAL)], model, level)
         _results, answer = await self._answer(forced, level)
-        return answer, RunStatus.MAX_ITERATIONS
+        return (answer if answer and answer.strip() else None), RunStatus.MAX_ITERATIONS
 
     async def _compact(self, messages: list[Message], level: _Level, model: str) -> list[Message]:
         """Summarise the root's conversation and go on from the summary; what it drops goes into the
@@ -444,11 +444,17 @@ class Run:
             await self.record(CellRecorded(self.run_id, level.label, level.iterations, record))
             self.emit(CellFinished(record, level.depth))
             if result.final is not None:
-                return results, result.final
+                if result.final.strip():
+                    return results, result.final
+                results[-1] = (code, _empty_final(result))  # an empty answer is none: the model hears so
             if result.status.sandbox_died:
                 # Its variables are gone: the rest of this reply assumed them. Tell the model, start afresh.
                 await self.manager.close_session(level.session)
                 await self._open(level)
+                break
+            if result.status is CellStatus.ERROR:
+                # The reply's later blocks assumed this one worked (a small model writes the whole plan,
+                # FINAL included, before seeing any output): they do not run on a failure.
                 break
         return results, None
 
@@ -655,6 +661,13 @@ class SubCallHandler:
                 level.cell_calls.append(record)
             await run.record(SubCallRecorded(run.run_id, level.label, record))
             run.emit(SubCallFinished(record))
+
+
+def _empty_final(result: CellResult) -> CellResult:
+    """The result of a cell whose FINAL was empty, as the model is told it: no answer was given."""
+    note = "FINAL was given an empty answer: compute the answer first, then FINAL(the answer)"
+    error = result.error or CellError("EmptyFinal", note)
+    return replace(result, final=None, error=error, status=CellStatus.ERROR)
 
 
 def _cell_record(code: str, result: CellResult, subcalls: Sequence[SubCallRecord] = ()) -> CellRecord:
