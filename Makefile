@@ -107,7 +107,7 @@ lint: venv
 
 # Every benchmark in one go (rlm bench all: sandbox, llm, context, server, capacity, OOLONG-Pairs offline),
 # each writing benchmarks/results/PART.json, then the plots (PNG) and summary.md; BENCH_ARGS: e.g.
-# --quick, --skip server. Runs under nice: about 15 minutes on 2 cores.
+# --quick, --skip server. Runs under nice: about 10 minutes on 2 cores.
 BENCH_ARGS ?=
 bench: setup bench-deps
 	nice $(VENV)/bin/rlm bench all $(BENCH_ARGS)

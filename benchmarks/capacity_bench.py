@@ -1,7 +1,7 @@
 """Capacity benchmark: an idle sandbox's memory, and the most sandboxes this machine holds at once.
 
-    python benchmarks/capacity_bench.py [--idle 10] [--max 128] [--out benchmarks/results/capacity.json]
-    figures = await measure(idle=10, most=128)          # what `rlm bench capacity` calls
+    python benchmarks/capacity_bench.py [--idle 10] [--max 512] [--out benchmarks/results/capacity.json]
+    figures = await measure(idle=10, most=512)          # what `rlm bench capacity` calls
 
 - idle memory: `--idle` sandboxes per runtime, each open over a small context with one cell run, then
   each container's memory as `docker stats` shows it (cgroup usage less inactive file pages); p50, p95,
@@ -145,7 +145,7 @@ async def most_at_once(context: str, most: int) -> dict[str, Any]:
     }
 
 
-async def measure(idle: int = 10, most: int = 128, quick: bool = False) -> dict[str, Any]:
+async def measure(idle: int = 10, most: int = 512, quick: bool = False) -> dict[str, Any]:
     """Every figure of this benchmark, as the JSON written (`quick`: 3 idle, 16 at once)."""
     if quick:
         idle, most = 3, 16
@@ -174,7 +174,7 @@ async def measure(idle: int = 10, most: int = 128, quick: bool = False) -> dict[
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--idle", type=int, default=10)
-    parser.add_argument("--max", type=int, default=128)
+    parser.add_argument("--max", type=int, default=512)
     parser.add_argument("--out", default="benchmarks/results/capacity.json")
     args = parser.parse_args()
     report.write(await measure(args.idle, args.max), args.out)
