@@ -78,11 +78,7 @@ def with_flags(settings: Settings, args: argparse.Namespace) -> Settings:
     def given(flag: str) -> Any:
         return getattr(args, flag, None)
 
-    limits = replace(
-        settings.sandbox.limits,
-        **{name: read(given(f)) for f, (name, read) in _LIMIT_FLAGS.items() if given(f) is not None},
-    )
-    sandbox = replace(settings.sandbox, limits=limits)
+    sandbox = replace(settings.sandbox, limits=replace(settings.sandbox.limits, **_given(args, _LIMIT_FLAGS)))
     if given("image") is not None:
         sandbox = replace(sandbox, image=given("image"))
     if given("runtime") is not None:
@@ -93,12 +89,8 @@ def with_flags(settings: Settings, args: argparse.Namespace) -> Settings:
                 f"runtime {str(runtime)!r} is not offered here (sandbox.runtimes: {offered})"
             )
         sandbox = replace(sandbox, runtime=runtime)
-    run = replace(
-        settings.run,
-        **{name: read(given(f)) for f, (name, read) in _RUN_FLAGS.items() if given(f) is not None},
-    )
-    changes = {name: read(given(f)) for f, (name, read) in _ENDPOINT_FLAGS.items() if given(f) is not None}
-    endpoints = tuple(replace(e, **changes) for e in settings.endpoints)
+    run = replace(settings.run, **_given(args, _RUN_FLAGS))
+    endpoints = tuple(replace(e, **_given(args, _ENDPOINT_FLAGS)) for e in settings.endpoints)
     return replace(settings, sandbox=sandbox, run=run, endpoints=endpoints)
 
 

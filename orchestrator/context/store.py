@@ -110,12 +110,16 @@ class ContextStore:
                 self._cache[entry.path] = data
         return data
 
-    def _pread(self, entry: FileEntry, offset: int, length: int) -> bytes:
-        """Bytes of a file read from disk; a file that cannot be read is a ContextPathError naming it."""
+    def _open(self, entry: FileEntry) -> int:
+        """A read-only fd of the file; one that cannot be opened is a ContextPathError naming it."""
         try:
-            fd = self.source.open(entry.path)
+            return self.source.open(entry.path)
         except OSError as exc:
             raise ContextPathError(f"cannot read the file ({exc.strerror})", path=entry.path) from None
+
+    def _pread(self, entry: FileEntry, offset: int, length: int) -> bytes:
+        """Bytes of a file read from disk; a file that cannot be read is a ContextPathError naming it."""
+        fd = self._open(entry)
         try:
             return os.pread(fd, length, offset) if length > 0 else b""
         except OSError as exc:
@@ -126,10 +130,7 @@ class ContextStore:
     def _chunks(self, entry: FileEntry, chunk: int = STREAM_CHUNK_BYTES) -> Iterator[tuple[int, bytes]]:
         """A large file in pieces that end at a line break (a longer line is cut at `chunk` bytes):
         (line number of the piece's first line, the piece). Bounded memory, whatever the size."""
-        try:
-            fd = self.source.open(entry.path)
-        except OSError as exc:
-            raise ContextPathError(f"cannot read the file ({exc.strerror})", path=entry.path) from None
+        fd = self._open(entry)
         try:
             offset, line, carry = 0, 1, b""
             while True:
