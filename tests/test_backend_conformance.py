@@ -354,6 +354,37 @@ async def test_late_context_is_attached_at_hand_out(kit: Kit, context_dir: Path)
             assert not os.path.exists(os.path.join("/run/rlm/slots", idle.sandbox_id))
 
 
+CWD_CELL = "import os; print(sorted(os.listdir())); print(open('sub/data.csv').read().splitlines()[1])"
+
+
+async def test_a_mounted_context_is_the_working_directory(kit: Kit, context_dir: Path) -> None:
+    """Mounted at start or late at hand-out, the context is the cell's working directory, so the
+    model's own open('relative/path') reads a context file (a small model's habit)."""
+    async with SandboxManager(SandboxConfig(), backend=kit.another()) as manager:
+        idle = await manager.create(runtime=kit.runtime, limits=LIMITS, late_context=True)
+        late = await manager.attach(idle, ContextStore(FileSystemContext(context_dir)), owns_source=True)
+        async with manager.open(context_dir, runtime=kit.runtime, limits=LIMITS) as cold, late:
+            assert (cold.context_path, late.context_path) == ("mount", "late-mount")
+            for session in (cold, late):
+                result = await session.run(CWD_CELL)
+                assert result.stdout.text == "['hello.txt', 'sub']\n1,2\n", result.error
+
+
+async def test_a_context_served_over_the_socket_is_not_the_working_directory(
+    kit: Kit, context_dir: Path
+) -> None:
+    """A narrowed context is not mounted (its other files must stay out of reach): the working
+    directory stays where it was, and relative open() finds no context file."""
+    async with SandboxManager(SandboxConfig(), backend=kit.another()) as manager:
+        async with manager.open(
+            context_dir, include=["hello.txt"], runtime=kit.runtime, limits=LIMITS
+        ) as session:
+            assert session.context_path == "grpc"
+            result = await session.run(CWD_CELL)
+            assert result.error is not None and result.error.type == "FileNotFoundError", result
+            assert "hello.txt" not in result.stdout.text
+
+
 async def test_attach_context_needs_a_late_context_sandbox(kit: Kit, context_dir: Path) -> None:
     """attach_context on a sandbox started without late_context raises NotSupported (the manager then
     serves the context over the socket), and leaves the sandbox running."""

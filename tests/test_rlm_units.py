@@ -10,11 +10,13 @@ import openai
 import pytest
 
 from orchestrator.config import RLMConfig
+from orchestrator.context.sources import ContextShape
 from orchestrator.errors import InvalidInputError, LLMError, RunLimitError
 from orchestrator.llm.calls import TextRelay, complete_with_retries
 from orchestrator.llm.openai_provider import _translate
 from orchestrator.llm.retry import RetryPolicy, is_retryable_status
 from orchestrator.llm.types import Usage
+from orchestrator.rlm import prompts
 from orchestrator.rlm.budget import RunBudget
 from orchestrator.rlm.prompts import cell_feedback
 from orchestrator.sandbox.results import CellError, CellResult, CellStatus, Output
@@ -223,6 +225,56 @@ def test_feedback_is_cut_with_a_note() -> None:
     text = cell_feedback([("a", long), ("b", dead)], 100)
     assert "x" * 100 + "\n[output truncated: 500 characters, showing 100]" in text
     assert "Timeout: too slow" in text and "variables are lost" in text
+
+
+SHAPE = ContextShape("filesystem", 3, 900, {".log": 2, ".md": 1})
+PATHS = ["docs/runbook.md", "logs/a.log", "logs/b.log"]
+
+
+def _system(**kw: object) -> str:
+    return prompts.system_prompt(SHAPE, depth=0, max_depth=1, max_output=1000, **kw)  # type: ignore[arg-type]
+
+
+def test_a_mounted_directory_is_described_as_files_to_open() -> None:
+    """Mounted, the prompt says the files are the working directory, names one as it is listed, and
+    its example reads them with plain Python; over the socket it shows the API's example instead."""
+    mounted = _system(mounted=True, paths=PATHS)
+    assert "Its files: docs/runbook.md, logs/a.log, logs/b.log\n" in mounted
+    assert "open('docs/runbook.md').read()" in mounted and prompts.MOUNTED_EXAMPLE in mounted
+    served = _system(mounted=False, paths=PATHS)
+    assert "Its files: docs/runbook.md" in served and "/context" not in served
+    assert prompts.EXAMPLE in served and prompts.MOUNTED_EXAMPLE not in served
+
+
+def test_the_listing_names_the_first_paths_and_how_many_more() -> None:
+    many = [f"f{i:03}.txt" for i in range(prompts.LISTED_PATHS)]
+    text = prompts.listing(many, 1000)
+    assert f"f{prompts.LISTED_PATHS - 1:03}.txt (and {1000 - prompts.LISTED_PATHS:,} more" in text
+    assert prompts.listing(PATHS, 3).endswith("logs/b.log") and prompts.listing([], 0) == ""
+    text_shape = ContextShape("text", 1, 14, {})
+    assert "Its files" not in prompts.system_prompt(
+        text_shape, depth=0, max_depth=1, max_output=9, paths=PATHS
+    )
+
+
+def test_feedback_ends_with_what_to_write_next() -> None:
+    """After an error the model is told to fix the code; after output, to end with FINAL when it
+    answers the query (a small model otherwise states a found answer in prose)."""
+    ok = CellResult(CellStatus.OK, stdout=Output("42\n", 3))
+    failed = CellResult(CellStatus.ERROR, error=CellError("KeyError", "'x'", "KeyError: 'x'"))
+    assert cell_feedback([("a", ok)], 100).endswith(prompts.NEXT_AFTER_OUTPUT)
+    assert cell_feedback([("a", ok), ("b", failed)], 100).endswith(prompts.NEXT_AFTER_ERROR)
+
+
+def test_a_missing_file_in_a_mounted_context_gets_a_hint() -> None:
+    """A small model opens 'context/...' or a file it never listed: the feedback says how paths are
+    named, only where the files are mounted."""
+    missing = CellResult(
+        CellStatus.ERROR,
+        error=CellError("FileNotFoundError", "[Errno 2] No such file", "FileNotFoundError: 'context'"),
+    )
+    assert prompts.MISSING_PATH in cell_feedback([("a", missing)], 1000, mounted=True)
+    assert prompts.MISSING_PATH not in cell_feedback([("a", missing)], 1000, mounted=False)
 
 
 def test_config_is_validated() -> None:

@@ -72,6 +72,7 @@ from .trajectory import CellRecord, IterationRecord, RunMetadata, SubCallRecord,
 
 Emit = Callable[[Event], None]
 MAX_IDLE_REPLIES = 3  # replies in a row without code or a final answer end the run as stalled
+MOUNTED_PATHS = ("mount", "late-mount")  # a session's context_path when its files are at /context
 
 
 @dataclass
@@ -333,12 +334,17 @@ class Run:
 
     async def _iterate(self, query: str, level: _Level, model: str) -> tuple[str | None, RunStatus]:
         shape = await asyncio.to_thread(self.store.shape)
+        paths: list[str] = []
+        if shape.kind == "filesystem":
+            paths = (await asyncio.to_thread(self.store.list_files))[: prompts.LISTED_PATHS]
         system = prompts.system_prompt(
             shape,
             depth=level.depth,
             max_depth=self.config.max_depth,
             max_output=self.config.max_output_chars,
             query_note=self._query_note(level),
+            mounted=level.context_path in MOUNTED_PATHS,
+            paths=paths,
         )
         # A session's contexts and histories are told with the query, as the official RLM's turn prompt does.
         session = self.root.note() if level.depth == 0 and self.root is not None else ""
@@ -373,7 +379,13 @@ class Run:
             if idle >= MAX_IDLE_REPLIES:
                 return None, RunStatus.STALLED
             feedback = (
-                prompts.cell_feedback(results, self.config.max_output_chars) if results else prompts.NO_CODE
+                prompts.cell_feedback(
+                    results,
+                    self.config.max_output_chars,
+                    mounted=level.context_path in MOUNTED_PATHS,
+                )
+                if results
+                else prompts.NO_CODE
             )
             messages.append(Message("user", feedback))
         # At the limit the model is asked once for its answer; prose without FINAL is no answer.

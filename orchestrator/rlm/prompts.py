@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..context.sources import ContextShape
 from ..sandbox.results import CellResult, CellStatus
 
@@ -9,23 +11,25 @@ SYSTEM = """You answer a query about a context that is too large to read at once
 You work in a Python REPL that holds it: write code in ```repl blocks, and you will see what the code
 prints. Variables persist between blocks and turns.
 
-The context: {shape}
+The context: {shape}{listing}{where}
 
 In the REPL:
 - `context`: {context_help}
 - list_files(directory="", glob=""), read_file(path, offset=0, length=None), grep(pattern, glob=None,
   max_matches=1000) -> [{{path, line_number, line}}], search_files(regex), get_file_info(path),
   get_stats(), get_files_in_directory(dir) (also spelled listFiles, readFile, ...).
-- llm_query(prompt, model=None) -> str asks a language model (it can read about {sub_chars:,} characters
-  at once); llm_query_batched(prompts) -> list[str] asks many at once, in parallel: prefer it for many
+- llm_query(prompt, model=None) -> str asks a language model that sees only your prompt, never the
+  context: put the text it must read in the prompt (it can read about {sub_chars:,} characters at
+  once); llm_query_batched(prompts) -> list[str] asks many at once, in parallel: prefer it for many
   chunks. {recursion}
 - print() what you need to see; long output is cut to {max_output:,} characters.
 - SHOW_VARS() lists your variables.
 
 Explore the context with code, delegate reading large parts to llm_query, and build the answer in
 variables. When done, end with FINAL(answer) or FINAL_VAR(variable_name) in a ```repl block (or set
-answer["content"] and answer["ready"] = True). Do not guess: check with code first. `context` and the
-functions above are the REPL's: keep your own values in other names (they are restored after each block).
+answer["content"] and answer["ready"] = True). Do not guess: check with code first, and when the code
+finds nothing, look again another way before you answer. `context` and the functions above are the
+REPL's: keep your own values in other names (they are restored after each block).
 
 An example, for ANOTHER question and context ("How many invoices mention a refund?" over a directory
 of invoices): look, compute, print, and only then answer from what was printed. Write your own code
@@ -33,15 +37,39 @@ for your query and your context; do not copy this:
 {example}
 """
 
-# The worked example in the system prompt (the official implementation's prompt carries examples too).
-# A reply that only repeats one of these blocks is the model echoing its instructions: it is not run.
+# Where a mounted context's files are: the REPL's working directory, so the model's own open() works.
+MOUNTED = (
+    "\nThey are the REPL's working directory (read-only; also at /context): name them as listed, as in "
+    'open({example!r}).read(), with no "context/" before; os.walk("."), glob, csv and re work on them '
+    "as usual."
+)
+
+# How many of a directory context's paths the system prompt names (its structure, never its content).
+LISTED_PATHS = 40
+
+# The worked examples in the system prompt (the official implementation's prompt carries examples
+# too): with the API, and for a mounted context with plain Python.
 EXAMPLE_BLOCKS = (
     "files = list_files()\nprint(len(files), files[:5])\n",
     'hits = grep(r"refund", glob="invoices/*.txt")\nprint(len(hits), hits[:3])\n',
     'refunded = sorted({h["path"] for h in hits})\nprint(len(refunded))\n',
     'FINAL(f"{len(refunded)} invoices mention a refund")\n',
 )
-EXAMPLE = "\n".join(f"```repl\n{block}```" for block in EXAMPLE_BLOCKS)
+MOUNTED_EXAMPLE_BLOCKS = (
+    'import os\nfor folder, _dirs, names in os.walk("."):\n    print(folder, len(names), names[:5])\n',
+    'import glob\npaths = sorted(glob.glob("invoices/*.txt"))\n'
+    'refunded = [p for p in paths if "refund" in open(p).read().lower()]\n'
+    "print(len(paths), len(refunded), refunded[:3])\n",
+    'FINAL(f"{len(refunded)} invoices mention a refund")\n',
+)
+
+
+def _blocks(blocks: tuple[str, ...]) -> str:
+    return "\n".join(f"```repl\n{block}```" for block in blocks)
+
+
+EXAMPLE = _blocks(EXAMPLE_BLOCKS)
+MOUNTED_EXAMPLE = _blocks(MOUNTED_EXAMPLE_BLOCKS)
 
 RLM_HELP = (
     "rlm_query(prompt) / rlm_query_batched(prompts) start a sub-agent with its own REPL over the same "
@@ -57,6 +85,20 @@ NO_CODE = "Your reply had no ```repl block and no FINAL(...). Continue with code
 REPEATED = (
     "Your reply is the same as your previous one, so its code gives the same output again. Try a "
     "different approach, or end with FINAL(answer) if you know it."
+)
+# The last line of the feedback after code ran: what to write next (a small model otherwise answers
+# an error with advice in prose, or states a found answer without FINAL).
+NEXT_AFTER_ERROR = "Fix the code in a new ```repl block (the error says what went wrong)."
+NEXT_AFTER_OUTPUT = (
+    "If this output answers the query, end with FINAL(the answer) in a ```repl block; if it shows "
+    "nothing useful, try another way in a new ```repl block."
+)
+# A mounted context's missing file: a small model names files it never listed, or "context/...".
+_MISSING_PATH = ("FileNotFoundError", "NotADirectoryError", "IsADirectoryError")
+MISSING_PATH = (
+    "[the context's files are named from its root, the working directory: 'logs/a.log' or "
+    "'/context/logs/a.log', never 'context/logs/a.log'; only the files listed in the instructions "
+    "(or by list_files()) exist]"
 )
 ECHOED = (
     "[that block is the example from the instructions, not code for this context: it was not run. Write "
@@ -99,18 +141,43 @@ def context_help(shape: ContextShape) -> str:
     }.get(shape.kind, "a lazy view of the files: len(context), context.files, context[path]")
 
 
+def listing(paths: Sequence[str], total: int) -> str:
+    """The first paths of a directory context, for the system prompt."""
+    if not paths:
+        return ""
+    shown = ", ".join(paths[:LISTED_PATHS])
+    more = total - min(len(paths), LISTED_PATHS)
+    return f"\nIts files: {shown}" + (
+        f" (and {more:,} more: list_files() names them all)" if more > 0 else ""
+    )
+
+
 def system_prompt(
-    shape: ContextShape, *, depth: int, max_depth: int, max_output: int, query_note: str = ""
+    shape: ContextShape,
+    *,
+    depth: int,
+    max_depth: int,
+    max_output: int,
+    query_note: str = "",
+    mounted: bool = False,
+    paths: Sequence[str] = (),
 ) -> str:
+    """`mounted`: the sandbox has the context's files at /context (its working directory), so the
+    model may read them with plain Python; else only through the REPL's functions. `paths`: the
+    first of a directory context's files, named in the prompt (list_files() order)."""
     levels = max_depth - depth - 1
     recursion = RLM_HELP.format(levels=levels) if levels > 0 else NO_RLM_HELP
+    files = shape.kind == "filesystem"
+    on_disk = mounted and files
     return SYSTEM.format(
         shape=describe(shape),
+        listing=listing(paths, shape.file_count) if files else "",
+        where=MOUNTED.format(example=paths[0] if paths else "notes/a.txt") if on_disk else "",
         context_help=context_help(shape),
         sub_chars=400_000,
         recursion=recursion,
         max_output=max_output,
-        example=EXAMPLE,
+        example=MOUNTED_EXAMPLE if on_disk else EXAMPLE,
     ) + (f"\n{query_note}\n" if query_note else "")
 
 
@@ -118,8 +185,11 @@ def query_message(query: str) -> str:
     return f"The query: {query}\n\nStart by looking at the context's structure with code."
 
 
-def cell_feedback(code_results: list[tuple[str, CellResult]], max_chars: int) -> str:
-    """What the model sees after its code ran: each block's output, cut to the limit with a note."""
+def cell_feedback(
+    code_results: list[tuple[str, CellResult]], max_chars: int, *, mounted: bool = False
+) -> str:
+    """What the model sees after its code ran: each block's output, cut to the limit with a note.
+    `mounted`: the context's files are the working directory (a missing path gets a hint)."""
     parts = []
     for index, (_code, result) in enumerate(code_results, 1):
         body = result.stdout.text
@@ -147,7 +217,12 @@ def cell_feedback(code_results: list[tuple[str, CellResult]], max_chars: int) ->
             and "'Final'" in result.error.message
         ):
             body += "\n[the function is FINAL(...), in capitals]"
+        if mounted and result.error is not None and result.error.type in _MISSING_PATH:
+            body += "\n" + MISSING_PATH
         if len(body) > max_chars:
             body = body[:max_chars] + f"\n[output truncated: {len(body):,} characters, showing {max_chars:,}]"
         parts.append(f"Output of block {index}:\n{body or '(no output)'}")
-    return "\n\n".join(parts)
+    failed = any(
+        result.error is not None or result.status is not CellStatus.OK for _c, result in code_results
+    )
+    return "\n\n".join([*parts, NEXT_AFTER_ERROR if failed else NEXT_AFTER_OUTPUT])

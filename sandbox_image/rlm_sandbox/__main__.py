@@ -83,6 +83,11 @@ def _run_cell(
 def _configure(repl: Repl, api: HostAPI, config: pb.SessionConfig) -> None:
     if config.session_token:  # bound at hand-out: the host accepts only this one from now on
         api.set_token(config.session_token)
+    if config.context.mounted:
+        try:  # relative paths in the model's own open(), os.listdir, glob... name the context's files
+            os.chdir(api.context_root)
+        except OSError as exc:
+            print(f"rlm-sandbox: could not enter the context's directory: {exc}", file=sys.__stderr__)
     try:
         repl.protect("context", api.configure(config.context))
     except Exception as exc:  # the first cell will find `context` missing and the reason here

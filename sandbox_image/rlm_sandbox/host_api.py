@@ -47,6 +47,10 @@ class HostAPI:
         """Use the session's token on every call from now on (the host refuses the old one)."""
         self._metadata = tuple((k, token if k == "x-rlm-token" else v) for k, v in self._metadata)
 
+    @property
+    def context_root(self) -> str:
+        return self._context_root
+
     def configure(self, descriptor: pb.ContextDescriptor) -> Any:
         """Take the session's context; returns the value user code sees as `context`."""
         if descriptor.mounted:
