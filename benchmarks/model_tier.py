@@ -41,6 +41,10 @@ SETTINGS = """\
 [run]
 max_iterations = {max_iterations}
 deadline_s = {deadline}
+# A reply the server cannot finish within the request timeout goes on being generated after the
+# client gave up (llama.cpp's server stops a reply on disconnect only when streaming), holding up the
+# next question: 1,024 tokens end in time at 10 tokens/s. A reply of code needs far fewer.
+max_completion_tokens = 1024
 
 [endpoints.default]
 request_timeout_s = {request_timeout}

@@ -131,6 +131,7 @@ _RUN_LIMIT_FLAGS = [
     ("--cell-timeout", float, "S", "wall clock per cell (sandbox.limits.cell_timeout_s, 60)"),
     ("--max-subcalls", int, "N", "llm_query / rlm_query calls (run.max_subcalls, 500)"),
     ("--max-tokens", int, "N", "prompt + completion tokens (run.max_tokens, 5,000,000)"),
+    ("--max-reply-tokens", int, "N", "one model reply, sent as max_tokens (run.max_completion_tokens, 8192)"),
     ("--deadline", float, "S", "for the whole run (run.deadline_s, 3600)"),
 ]
 

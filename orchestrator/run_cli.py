@@ -54,6 +54,7 @@ _RUN_FLAGS: dict[str, tuple[str, Any]] = {
     "max_iterations": ("max_iterations", int),
     "max_subcalls": ("max_subcalls", int),
     "max_tokens": ("max_tokens", int),
+    "max_reply_tokens": ("max_completion_tokens", int),
     "deadline": ("deadline_s", float),
 }
 # Sandbox limits: flag -> (SandboxLimits field, how the flag's text is read). `rlm exec` calls the

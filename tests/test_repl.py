@@ -172,3 +172,18 @@ def test_final_of_the_answer_dict_means_its_content() -> None:
     )
     done = repl.run("answer['content'] = 'billing'\nFINAL(answer)", 1000)
     assert done.final == "billing"
+
+
+def test_the_given_context_is_no_final_answer() -> None:
+    """FINAL(context) / FINAL_VAR("context") (a small model's habit, recorded in
+    tests/data/model_replies/tier-b9adf16-sample-errors.json) would end the run with the context's
+    repr as its answer: FINAL raises saying why, FINAL_VAR returns an "Error: ..." string; a value
+    computed from the context is an answer as ever."""
+    repl = Repl()
+    repl.protect("context", ["alpha", "beta"])
+    raised = repl.run("FINAL(context)", 1000)
+    assert raised.final is None and raised.error is not None
+    assert "`context` is what the run was given, not an answer" in raised.error.message
+    said = repl.run("print(FINAL_VAR('context'))", 1000)
+    assert said.final is None and said.stdout.text().startswith("Error: `context` is what the run was given")
+    assert repl.run("FINAL(len(context))", 1000).final == "2"

@@ -90,8 +90,9 @@ REPEATED = (
 # an error with advice in prose, or states a found answer without FINAL).
 NEXT_AFTER_ERROR = "Fix the code in a new ```repl block (the error says what went wrong)."
 NEXT_AFTER_OUTPUT = (
-    "If this output answers the query, end with FINAL(the answer) in a ```repl block; if it shows "
-    "nothing useful, try another way in a new ```repl block."
+    "If this output answers the query, end with FINAL(the answer) in a ```repl block. If it found "
+    "nothing (0, [], no output), the code likely looked in the wrong place or for the wrong text: print "
+    "a few lines of the files, then try again."
 )
 # A mounted context's missing file: a small model names files it never listed, or "context/...".
 _MISSING_PATH = ("FileNotFoundError", "NotADirectoryError", "IsADirectoryError")

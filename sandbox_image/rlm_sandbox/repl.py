@@ -82,6 +82,9 @@ class Repl:
                     "or call FINAL with the answer itself"
                 )
             value = content
+        given = next((name for name, held in self._protected.items() if value is held), None)
+        if given is not None:  # a small model's FINAL_VAR("context"): the input is no answer
+            raise ValueError(_given_is_no_answer(given))
         self._final = value
 
     def add_function(self, name: str, function: Any) -> None:
@@ -98,6 +101,8 @@ class Repl:
             self._final_value(name)
             return _as_text(self._final)
         key = name.strip().strip("'\"")
+        if key in self._protected:
+            return f"Error: {_given_is_no_answer(key)}"
         if key not in self.namespace or key.startswith("_") or key in self._reserved:
             available = self._variable_names()
             if available:
@@ -184,6 +189,13 @@ class Repl:
         if not isinstance(self.namespace.get("answer"), dict):
             self.namespace["answer"] = {"content": "", "ready": False}
         return tuple(restored)
+
+
+def _given_is_no_answer(name: str) -> str:
+    return (
+        f"`{name}` is what the run was given, not an answer: compute the answer from it and pass that "
+        "to FINAL"
+    )
 
 
 def _compile_cell(code: str, filename: str) -> tuple[CodeType, CodeType | None]:
