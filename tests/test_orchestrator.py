@@ -21,6 +21,7 @@ from orchestrator.config import RLMConfig, Runtime, SandboxConfig
 from orchestrator.context.sources import InMemoryContext
 from orchestrator.context.store import ContextStore
 from orchestrator.core import Orchestrator
+from orchestrator.rlm import prompts
 from orchestrator.rlm.records import (
     CellRecorded,
     IterationRecorded,
@@ -369,6 +370,49 @@ async def test_replies_without_code_end_the_run_as_stalled(tmp_path: Path, conte
         result = await orch.run(context=context_dir, query="q")
     assert (result.status, result.answer) == (RunStatus.STALLED, None)
     assert "no code" in (result.trajectory.error or "") and result.metadata.iterations == 3
+
+
+async def test_a_cycle_of_replies_is_not_run_again(tmp_path: Path, context_dir: Path) -> None:
+    """A small model cycles between two replies (recorded: A, B, A, B...): a reply equal to ANY
+    earlier one is not run again, the model is told, and three of them in a row end the run."""
+    told: list[str] = []
+    a, b = repl("print('a')"), repl("print('b')")
+    replies = iter([a, b, a, b, a, repl("FINAL('late')")])
+
+    def script(seen: Seen, index: int) -> str:
+        told.append(seen.last_user)
+        return next(replies)
+
+    async with _orch(tmp_path, script) as orch:
+        result = await orch.run(context=context_dir, query="q")
+    assert (result.status, result.answer) == (RunStatus.STALLED, None)
+    cells = [c for it in result.trajectory.iterations for c in it.cells]
+    assert [c.stdout for c in cells] == ["a\n", "b\n"]
+    assert sum(prompts.REPEATED in t for t in told) == 2
+
+
+async def test_llm_query_of_the_query_itself_is_refused(tmp_path: Path, context_dir: Path) -> None:
+    """llm_query(the query) asks a model that never sees the context (a small model's habit): the
+    code gets an "Error: ..." string saying so, no model is asked, and no sub-call is spent."""
+    sub_calls, roots = 0, 0
+
+    def script(seen: Seen, index: int) -> str:
+        nonlocal sub_calls, roots
+        if not seen.system:
+            sub_calls += 1
+            return "a guess"
+        roots += 1
+        if roots == 1:
+            return repl("print(llm_query(' how many FILES are there? '))\nprint(llm_query('count: a b'))")
+        return repl("FINAL('done')")
+
+    async with _orch(tmp_path, script) as orch:
+        result = await orch.run(context=context_dir, query="How many files are there?")
+    cell = result.trajectory.iterations[0].cells[0]
+    out = cell.stdout
+    assert cell.error is None, cell.error
+    assert out.startswith("Error: ") and "this prompt is the query itself" in out, out
+    assert out.endswith("a guess\n") and sub_calls == 1 and result.metadata.subcall_count == 1
 
 
 async def test_prose_at_the_iteration_limit_is_no_answer(tmp_path: Path, context_dir: Path) -> None:

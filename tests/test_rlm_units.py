@@ -283,3 +283,11 @@ def test_config_is_validated() -> None:
         RLMConfig(max_depth=0)
     with pytest.raises(InvalidInputError):
         RLMConfig(max_concurrent_subcalls=0)
+
+
+def test_a_prompt_is_the_query_only_when_nothing_else_is_in_it() -> None:
+    query = "How many files are in the orders directory?"
+    assert prompts.is_the_query(" how many files are in the  orders directory ", query)
+    assert prompts.is_the_query('"How many files are in the orders directory?"', query)
+    assert not prompts.is_the_query(query + "\n\norders/a.csv\norders/b.csv", query)
+    assert not prompts.is_the_query("", "") and not prompts.is_the_query("x", "")

@@ -88,6 +88,7 @@ class _Level:
     usage: Usage = field(default_factory=Usage)
     session: SandboxSession | None = None
     context_path: str = ""  # how its last sandbox got the context
+    query: str = ""  # what this level was asked
     lease: AbstractAsyncContextManager[object] | None = None  # a child level's sandbox quota slot
     messages: list[Message] = field(default_factory=list)  # what the model was sent, as it grows
     cell_calls: list[SubCallRecord] = field(default_factory=list)  # the running cell's sub-calls
@@ -273,7 +274,7 @@ class Run:
         Our own errors (RLMError) end the level with a status; anything else is a bug and is raised.
         """
         self.deepest = max(self.deepest, depth)
-        level = _Level(depth, label)
+        level = _Level(depth, label, query=query)
         await self.record(LevelStarted(self.run_id, label, parent, depth, query, model))
         answer: str | None = None
         status, error = RunStatus.ERROR, None
@@ -351,7 +352,7 @@ class Run:
         asked = prompts.query_message(query) + (f"\n\n{session}" if session else "")
         messages = level.messages = [Message("system", system), Message("user", asked)]
         idle = 0  # replies in a row with neither code nor a final answer (or repeats of the last one)
-        previous = ""
+        earlier: set[str] = set()  # the replies so far, stripped
         for index in range(1, self.config.max_iterations + 1):
             reason = self.budget.exhausted()
             if reason is not None:
@@ -361,11 +362,12 @@ class Run:
             self.emit(IterationStarted(index, level.depth, self.elapsed()))
             reply = await self._ask(messages, model, level)
             messages.append(Message("assistant", reply))
-            # A reply that repeats the last one, or echoes the instructions, is not run again: the
-            # model is told, and it counts as a reply that did nothing.
-            unchanged = reply.strip() == previous.strip() and bool(reply.strip())
+            # A reply that repeats an earlier one (a small model cycles: A, B, A, B), or echoes the
+            # instructions, is not run again: the model is told, and it counts as a reply that did
+            # nothing.
+            unchanged = bool(reply.strip()) and reply.strip() in earlier
             echoed = prompts.echoes_instructions(reply)
-            previous = reply
+            earlier.add(reply.strip())
             if unchanged or echoed:
                 idle += 1
                 if idle >= MAX_IDLE_REPLIES:
@@ -551,6 +553,9 @@ class SubCallHandler:
         run, level = self._run, self._level
         chosen = self._model(model)
         recursive = recursive or run.config.recursive_llm_query
+        deeper = recursive and level.depth + 1 < run.config.max_depth
+        if not deeper and prompts.is_the_query(prompt, level.query):
+            raise InvalidInputError(prompts.QUERY_AS_PROMPT)  # refused before it costs a sub-call
         try:
             run.budget.take_subcall()
         except RunLimitError as exc:
@@ -558,7 +563,6 @@ class SubCallHandler:
             await run.record(LimitHit(run.run_id, level.label, limit, exc.message))
             raise
         call_id = run.next_id()
-        deeper = recursive and level.depth + 1 < run.config.max_depth
         kind = "rlm" if deeper else "llm"
         run.emit(SubCallStarted(call_id, kind, level.depth + 1, len(prompt), chosen, prompt[:80]))
         started = run.clock.now()

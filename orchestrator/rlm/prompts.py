@@ -57,7 +57,7 @@ EXAMPLE_BLOCKS = (
 )
 MOUNTED_EXAMPLE_BLOCKS = (
     'import os\nfor folder, _dirs, names in os.walk("."):\n    print(folder, len(names), names[:5])\n',
-    'import glob\npaths = sorted(glob.glob("invoices/*.txt"))\n'
+    'import glob\npaths = sorted(glob.glob("**/*.txt", recursive=True))\n'
     'refunded = [p for p in paths if "refund" in open(p).read().lower()]\n'
     "print(len(paths), len(refunded), refunded[:3])\n",
     'FINAL(f"{len(refunded)} invoices mention a refund")\n',
@@ -83,8 +83,8 @@ FORCE_FINAL = (
 )
 NO_CODE = "Your reply had no ```repl block and no FINAL(...). Continue with code, or end with FINAL(answer)."
 REPEATED = (
-    "Your reply is the same as your previous one, so its code gives the same output again. Try a "
-    "different approach, or end with FINAL(answer) if you know it."
+    "Your reply is the same as an earlier one, whose code already ran: running it again shows nothing "
+    "new. Try a different approach, or end with FINAL(answer) if you know it."
 )
 # The last line of the feedback after code ran: what to write next (a small model otherwise answers
 # an error with advice in prose, or states a found answer without FINAL).
@@ -101,6 +101,24 @@ MISSING_PATH = (
     "'/context/logs/a.log', never 'context/logs/a.log'; only the files listed in the instructions "
     "(or by list_files()) exist]"
 )
+# llm_query(the query itself): a small model's habit; the model asked sees no context, so its reply
+# is a guess (recorded: "you can use the ls command..."), which the model then gives as its answer.
+QUERY_AS_PROMPT = (
+    "this prompt is the query itself, and the model llm_query asks never sees the context: read the "
+    "files with code, and pass llm_query the text it must read with your question"
+)
+
+
+def is_the_query(prompt: str, query: str) -> bool:
+    """True when a sub-call's prompt is the level's query and nothing more (case, spacing, quotes and
+    end punctuation aside)."""
+
+    def norm(text: str) -> str:
+        return " ".join(text.lower().split()).strip(" \"'?.!:")
+
+    return bool(query.strip()) and norm(prompt) == norm(query)
+
+
 ECHOED = (
     "[that block is the example from the instructions, not code for this context: it was not run. Write "
     "code for the query and context you were given.]"
