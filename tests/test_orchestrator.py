@@ -415,6 +415,16 @@ async def test_llm_query_of_the_query_itself_is_refused(tmp_path: Path, context_
     assert out.endswith("a guess\n") and sub_calls == 1 and result.metadata.subcall_count == 1
 
 
+async def test_a_final_of_unquoted_prose_is_the_answer(tmp_path: Path, context_dir: Path) -> None:
+    """FINAL(6 files in the orders directory) fails to compile; its text is the run's answer, and
+    the blocks after it do not run."""
+    script = _turns(repl("FINAL(2 files in the context)") + repl("print('never')"))
+    async with _orch(tmp_path, script) as orch:
+        result = await orch.run(context=context_dir, query="q")
+    assert (result.status, result.answer) == (RunStatus.COMPLETED, "2 files in the context")
+    assert [c.error is not None for it in result.trajectory.iterations for c in it.cells] == [True]
+
+
 async def test_prose_at_the_iteration_limit_is_no_answer(tmp_path: Path, context_dir: Path) -> None:
     """Asked for its answer at the limit, a model that writes prose (or code fences) gives no answer."""
     script = _turns(repl("print(1)"), repl("print(2)"), "```\nFINAL(answer)\n```")

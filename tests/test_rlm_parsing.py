@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.rlm.parsing import ProseFinal, code_blocks, prose_final
+from orchestrator.rlm.parsing import ProseFinal, code_blocks, prose_final, unquoted_final
 
 
 def test_repl_and_python_blocks_run_in_order() -> None:
@@ -110,3 +110,17 @@ def test_a_fenced_placeholder_final_is_code_not_an_answer() -> None:
     runtime refuses an empty answer; it is never prose."""
     reply = "```\nFINAL(answer)\n```"
     assert prose_final(reply) is None and code_blocks(reply) == ["FINAL(answer)\n"]
+
+
+def test_a_block_of_final_with_unquoted_prose_is_that_text() -> None:
+    """'FINAL(6 files in the orders directory)' in a repl block is not Python (recorded, engine
+    5488739): its text is the answer, as the official implementation reads FINAL in a reply. Python
+    that parses, or a block with more than the one FINAL, is never read as text."""
+    reply = _recorded("tier-5488739-facts-order-files.json", 1)
+    (block,) = code_blocks(reply)
+    assert unquoted_final(block) == "6 files in the orders directory"
+    assert unquoted_final("FINAL(count)") is None and unquoted_final("FINAL('6 files')") is None
+    assert (
+        unquoted_final("x = 1\nFINAL(6 files)") is None and unquoted_final("FINAL(a b) + FINAL(c d)") is None
+    )
+    assert unquoted_final("Final(6 files)") == "6 files" and unquoted_final("FINAL( )") is None

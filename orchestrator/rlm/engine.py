@@ -50,7 +50,7 @@ from .events import (
     SubCallFinished,
     SubCallStarted,
 )
-from .parsing import code_blocks, prose_final
+from .parsing import code_blocks, prose_final, unquoted_final
 from .records import (
     ROOT,
     CellRecorded,
@@ -467,6 +467,11 @@ class Run:
                 await self._open(level)
                 break
             if result.status is CellStatus.ERROR:
+                written = (
+                    unquoted_final(code) if result.error and result.error.type == "SyntaxError" else None
+                )
+                if written is not None:  # FINAL(prose, unquoted): the answer, as if written in the prose
+                    return results, written
                 # The reply's later blocks assumed this one worked (a small model writes the whole plan,
                 # FINAL included, before seeing any output): they do not run on a failure.
                 break

@@ -107,6 +107,21 @@ def prose_final(reply: str) -> ProseFinal | None:
     return last
 
 
+def unquoted_final(code: str) -> str | None:
+    """The text of a block that is one FINAL(...) of unquoted prose, so not Python ("FINAL(6 files in
+    the orders directory)", a small model's habit), as the official implementation reads a FINAL in
+    the reply's text; None for anything else (Python that parses is run as code, never read)."""
+    text = code.strip()
+    match = _FINAL_START.match(text)
+    if match is None or match.group(1).upper() != "FINAL" or _parses(text):
+        return None
+    inner = _balanced(text, match.end())
+    if inner is None or match.end() + len(inner) + 1 != len(text):
+        return None  # more than one FINAL(...) call in the block
+    inner = inner.strip()
+    return inner or None
+
+
 def _final_of(kind: str, inner: str) -> ProseFinal | None:
     if not inner:
         return None

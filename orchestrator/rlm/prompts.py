@@ -77,8 +77,8 @@ REPEATED = (
 NEXT_AFTER_ERROR = "Fix the code in a new ```repl block (the error says what went wrong)."
 NEXT_AFTER_OUTPUT = (
     "If this output answers the query, end with FINAL(the answer) in a ```repl block. If it found "
-    "nothing (0, [], no output), the code likely looked in the wrong place or for the wrong text: print "
-    "a few lines of the files, then try again."
+    "nothing, such as a count of 0 or an empty list, the code likely looked in the wrong place or for "
+    "the wrong text: print a few lines of the files, then try again."
 )
 # A mounted context's missing file: a small model names files it never listed, or "context/...".
 _MISSING_PATH = ("FileNotFoundError", "NotADirectoryError", "IsADirectoryError")
