@@ -187,3 +187,6 @@ def test_the_given_context_is_no_final_answer() -> None:
     said = repl.run("print(FINAL_VAR('context'))", 1000)
     assert said.final is None and said.stdout.text().startswith("Error: `context` is what the run was given")
     assert repl.run("FINAL(len(context))", 1000).final == "2"
+    scalar = Repl()
+    scalar.protect("context", 5)  # a JSON context of 5: CPython shares the int, so 5 may be the answer
+    assert scalar.run("FINAL(2 + 3)", 1000).final == "5"

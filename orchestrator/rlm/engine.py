@@ -351,7 +351,7 @@ class Run:
         session = self.root.note() if level.depth == 0 and self.root is not None else ""
         asked = prompts.query_message(query) + (f"\n\n{session}" if session else "")
         messages = level.messages = [Message("system", system), Message("user", asked)]
-        idle = 0  # replies in a row with neither code nor a final answer (or repeats of the last one)
+        idle = 0  # replies in a row with neither code nor a final answer (or repeats of an earlier one)
         earlier: set[str] = set()  # the replies so far, stripped
         for index in range(1, self.config.max_iterations + 1):
             reason = self.budget.exhausted()

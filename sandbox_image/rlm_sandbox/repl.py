@@ -82,7 +82,9 @@ class Repl:
                     "or call FINAL with the answer itself"
                 )
             value = content
-        given = next((name for name, held in self._protected.items() if value is held), None)
+        given = next(
+            (name for name, held in self._protected.items() if value is held and not _scalar(held)), None
+        )
         if given is not None:  # a small model's FINAL_VAR("context"): the input is no answer
             raise ValueError(_given_is_no_answer(given))
         self._final = value
@@ -189,6 +191,12 @@ class Repl:
         if not isinstance(self.namespace.get("answer"), dict):
             self.namespace["answer"] = {"content": "", "ready": False}
         return tuple(restored)
+
+
+def _scalar(value: object) -> bool:
+    """Numbers, strings and the like: a value of the model's own may be the very same object (CPython
+    shares small ints and one-character strings), so being the given one proves nothing."""
+    return isinstance(value, (int, float, complex, str, bytes, type(None)))
 
 
 def _given_is_no_answer(name: str) -> str:
