@@ -72,7 +72,6 @@ from .trajectory import CellRecord, IterationRecord, RunMetadata, SubCallRecord,
 
 Emit = Callable[[Event], None]
 MAX_IDLE_REPLIES = 3  # replies in a row without code or a final answer end the run as stalled
-MOUNTED_PATHS = ("mount", "late-mount")  # a session's context_path when its files are at /context
 
 
 @dataclass
@@ -93,6 +92,11 @@ class _Level:
     messages: list[Message] = field(default_factory=list)  # what the model was sent, as it grows
     cell_calls: list[SubCallRecord] = field(default_factory=list)  # the running cell's sub-calls
     history: list[object] = field(default_factory=list)  # what compaction took out, and its summaries
+
+    @property
+    def mounted(self) -> bool:
+        """Its sandbox has the context's files at /context (the prompt and feedback say so)."""
+        return self.session is not None and self.session.mounted
 
 
 class RootSandbox(Protocol):
@@ -344,7 +348,7 @@ class Run:
             max_depth=self.config.max_depth,
             max_output=self.config.max_output_chars,
             query_note=self._query_note(level),
-            mounted=level.context_path in MOUNTED_PATHS,
+            mounted=level.mounted,
             paths=paths,
         )
         # A session's contexts and histories are told with the query, as the official RLM's turn prompt does.
@@ -384,7 +388,7 @@ class Run:
                 prompts.cell_feedback(
                     results,
                     self.config.max_output_chars,
-                    mounted=level.context_path in MOUNTED_PATHS,
+                    mounted=level.mounted,
                 )
                 if results
                 else prompts.NO_CODE

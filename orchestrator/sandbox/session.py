@@ -100,6 +100,11 @@ class SandboxSession:
         return self.sandbox.context_path
 
     @property
+    def mounted(self) -> bool:
+        """The context's files are at /context in the sandbox (its cells' working directory)."""
+        return self.context_path in ("mount", "late-mount")
+
+    @property
     def pooled(self) -> bool:
         """True when the sandbox came warm from the pool."""
         return self.sandbox.pool_profile is not None
