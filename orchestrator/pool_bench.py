@@ -9,7 +9,10 @@ the context indexed, a sandbox handed out (warm: from the pool, the context atta
 sandbox started with the context mounted), the run's token bound, the cell run. Warm rounds start
 once the pool holds `burst` idle sandboxes and no start is in flight (the refill after a round is not
 measured); cold rounds start with nothing running. `docker_run_ms` is the median of a bare
-`docker run --rm --network none IMAGE python3 -c pass` timed in the same run.
+`docker run --rm --network none IMAGE python3 -c pass` timed in the same run. A warm configuration
+also gives `idle_cpu_ms_per_s`: the CPU one idle pooled sandbox uses per second while it waits for
+its run (the median over the pool, read from the container's cgroup over IDLE_WINDOW_S), what a pool
+costs the machine while nobody asks for it.
 
 benchmarks/pool_bench.py runs the whole sweep (single and bursts of 8 and 32, warm and cold, runc and
 runsc, and an RLM at depth 2 with 8 batched children) and writes benchmarks/results/pool.json.
@@ -18,6 +21,7 @@ runsc, and an RLM at depth 2 with 8 batched children) and writes benchmarks/resu
 from __future__ import annotations
 
 import asyncio
+import glob
 import math
 import statistics
 import subprocess
@@ -32,6 +36,7 @@ from .sandbox.pool import WarmPool
 from .settings import PoolProfile, PoolSettings
 
 TENANT = "bench"
+IDLE_WINDOW_S = 3.0
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -60,6 +65,38 @@ def _context() -> str:
     for path in (root, root / "notes"):
         path.chmod(0o755)
     return str(root)
+
+
+def container_cpu_us(container_id: str) -> int:
+    """CPU the container has used so far, from its cgroup (v2 or v1, as Docker lays them out)."""
+    for pattern, unit in (
+        (f"/sys/fs/cgroup/system.slice/docker-{container_id}*.scope/cpu.stat", "usage_usec"),
+        (f"/sys/fs/cgroup/docker/{container_id}*/cpu.stat", "usage_usec"),
+        (f"/sys/fs/cgroup/cpuacct/docker/{container_id}*/cpuacct.usage", "ns"),
+    ):
+        for path in glob.glob(pattern):
+            text = Path(path).read_text()
+            if unit == "ns":
+                return int(text) // 1000
+            for line in text.splitlines():
+                if line.startswith("usage_usec "):
+                    return int(line.split()[1])
+    raise FileNotFoundError(f"no cgroup CPU account found for container {container_id}")
+
+
+async def idle_cpu_ms_per_s(pool: WarmPool, window_s: float = IDLE_WINDOW_S) -> float | None:
+    """The median CPU (ms per second) of the pool's idle sandboxes over `window_s`; None when their
+    cgroups cannot be read here (another backend, or no access)."""
+    sandboxes = pool.idle_sandboxes()
+    try:
+        before = [container_cpu_us(s.handle) for s in sandboxes]
+        await asyncio.sleep(window_s)
+        after = [container_cpu_us(s.handle) for s in sandboxes]
+    except (OSError, ValueError):
+        return None
+    if not sandboxes:
+        return None
+    return round(statistics.median((b - a) / 1000 / window_s for a, b in zip(before, after, strict=True)), 2)
 
 
 async def wait_settled(pool: WarmPool, size: int, timeout_s: float) -> None:
@@ -137,6 +174,7 @@ async def measure(
     context = _context()
     samples: list[float] = []
     paths: set[str] = set()
+    idle_cpu: float | None = None
     async with SandboxManager(config) as manager:
         warm: WarmPool | None = None
         if pool == "warm":
@@ -150,6 +188,8 @@ async def measure(
             )
             warm = manager.use_pool(settings)
             await warm.start()
+            await wait_settled(warm, burst, fill_timeout_s)
+            idle_cpu = await idle_cpu_ms_per_s(warm)
         else:  # the host checks, once, outside the samples
             session = await manager.start_session(context, runtime=rt, tenant=TENANT)
             await session.aclose()
@@ -181,4 +221,5 @@ async def measure(
         figures["hits"] = stats.hits
         figures["misses"] = stats.misses
         figures["start_failures"] = stats.start_failures
+        figures["idle_cpu_ms_per_s"] = idle_cpu
     return figures

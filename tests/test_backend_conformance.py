@@ -385,6 +385,27 @@ async def test_a_context_served_over_the_socket_is_not_the_working_directory(
             assert "hello.txt" not in result.stdout.text
 
 
+WAKES_CELL = (
+    "import os\n"
+    "status = open(f'/proc/self/task/{os.getpid()}/status').read()\n"
+    "print(status.split('voluntary_ctxt_switches:')[1].split()[0])"
+)
+
+
+@pytest.mark.parametrize("kit", ["runc", "process"], indirect=True)  # gVisor's /proc has no such counter
+async def test_an_idle_runtime_sleeps_until_a_message_comes(kit: Kit, context_dir: Path) -> None:
+    """Between cells the runtime's main thread sleeps until the host sends something: grpc's blocking
+    waits woke it every 0.1 s, ten times a second in every idle pooled sandbox."""
+    async with SandboxManager(SandboxConfig(), backend=kit.another()) as manager:
+        async with manager.open(context_dir, runtime=kit.runtime, limits=LIMITS) as session:
+            first = await session.run(WAKES_CELL)
+            await asyncio.sleep(1.0)  # the window watched, not a wait for anything
+            second = await session.run(WAKES_CELL)
+            assert first.ok and second.ok, (first.error, second.error)
+            woken = int(second.stdout.text) - int(first.stdout.text)
+            assert woken < 5, f"the idle runtime's main thread woke {woken} times in 1 s"
+
+
 async def test_attach_context_needs_a_late_context_sandbox(kit: Kit, context_dir: Path) -> None:
     """attach_context on a sandbox started without late_context raises NotSupported (the manager then
     serves the context over the socket), and leaves the sandbox running."""

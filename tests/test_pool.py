@@ -24,6 +24,7 @@ from typing import Any
 import docker
 import pytest
 
+from orchestrator import pool_bench
 from orchestrator.config import LLMEndpoint, RLMConfig, Runtime, SandboxConfig, SandboxLimits
 from orchestrator.core import Orchestrator
 from orchestrator.errors import SandboxStartError
@@ -666,3 +667,22 @@ async def test_the_reaper_removes_a_killed_owners_pooled_sandboxes(
     with open("/proc/self/mountinfo") as fh:
         mounts = fh.read()
     assert not any(f"/slots/{i}" in mounts for i in ids)
+
+
+async def test_the_benchmark_reads_what_an_idle_pooled_sandbox_costs(
+    docker_client: docker.DockerClient, runtime: str
+) -> None:
+    """`rlm bench pool` reports idle_cpu_ms_per_s from the containers' cgroups: a figure for each
+    runtime the pool serves (never None on this engine), and the CPU account only grows."""
+    async with SandboxManager(SandboxConfig(limits=LIMITS, runtime=Runtime(runtime))) as manager:
+        pool = manager.use_pool(_pool(min=2, max=2))
+        await pool.start()
+        await _filled(pool, 2)
+        idle = pool.idle_sandboxes()
+        assert len(idle) == 2 and all(pool.holds(s) for s in idle)
+        before = pool_bench.container_cpu_us(idle[0].handle)
+        figure = await pool_bench.idle_cpu_ms_per_s(pool, window_s=0.2)
+        assert figure is not None and figure >= 0
+        assert pool_bench.container_cpu_us(idle[0].handle) >= before > 0
+    with pytest.raises(FileNotFoundError):
+        pool_bench.container_cpu_us("0" * 64)

@@ -244,6 +244,10 @@ class WarmPool:
     def size(self) -> int:
         return sum(len(p.idle) for p in self._profiles.values())
 
+    def idle_sandboxes(self) -> list[Sandbox]:
+        """The idle sandboxes now, every profile (to look at: taking one is acquire's job)."""
+        return [s for p in self._profiles.values() for s, _t in p.idle]
+
     def holds(self, sandbox: Sandbox) -> bool:
         """True while `sandbox` is idle in this pool."""
         return any(s is sandbox for p in self._profiles.values() for s, _t in p.idle)
