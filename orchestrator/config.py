@@ -112,6 +112,10 @@ class RLMConfig:
     compaction_threshold_pct: float = 0.85  # of context_window_tokens, when compaction is on
     context_window_tokens: int = 128_000  # the root model's, estimated at 4 characters a token
     prices_per_mtok: tuple[tuple[str, float, float], ...] = ()  # (model, input $, output $) per 1M tokens
+    # A root reply equal to an earlier one is asked for again at these temperatures, in turn, before
+    # the model is told it repeats itself (a small model at a low temperature writes it once more). ()
+    # never: told at once.
+    repeat_temperatures: tuple[float, ...] = (0.7, 1.0)
 
     def __post_init__(self) -> None:
         _check(bool(self.root_model), "a root model is required")
@@ -126,6 +130,10 @@ class RLMConfig:
         _check(0 < self.tool_timeout_s <= 3600, f"tool timeout must be in (0, 3600] s: {self.tool_timeout_s}")
         _check(0 < self.compaction_threshold_pct <= 1, "compaction_threshold_pct must be in (0, 1]")
         _check(self.context_window_tokens >= 1000, "context_window_tokens must be at least 1000")
+        _check(
+            all(isinstance(t, (int, float)) and 0 <= t <= 2 for t in self.repeat_temperatures),
+            f"repeat_temperatures are temperatures in [0, 2]: {self.repeat_temperatures}",
+        )
 
     @property
     def sub(self) -> str:

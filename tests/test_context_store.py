@@ -45,6 +45,15 @@ def test_listing_stays_inside_the_root(store: ContextStore) -> None:
         store.list_files("../outside")
 
 
+def test_a_files_own_path_lists_that_file(store: ContextStore) -> None:
+    """list_files("config/services.ini") lists the file, as `ls FILE` does (recorded: the 1.5B model
+    named the file it wanted, got [] and concluded it was missing); a path that is neither a file nor
+    a directory lists nothing, and a prefix of a name is no directory."""
+    assert store.list_files("src/main.py") == ["src/main.py"]
+    assert store.list_files("./src/pkg/util.py") == ["src/pkg/util.py"]
+    assert store.list_files("src/nothing.py") == [] and store.list_files("src/ma") == []
+
+
 def test_include_and_exclude_narrow_the_context(tmp_path: Path) -> None:
     """Only included, non-excluded files exist for the API; an excluded one is refused by name."""
     source = FileSystemContext(

@@ -105,6 +105,21 @@ async def test_text_and_model_round_trip(endpoint: Open) -> None:
 
 
 @pytest.mark.parametrize("streamed", [False, True])
+async def test_a_temperature_reaches_the_endpoint_and_none_is_sent_unasked(
+    endpoint: Open, streamed: bool
+) -> None:
+    """complete(temperature=T) asks the endpoint for T; without one the request names none (the
+    endpoint's default: the local model's server has its own)."""
+    ep = endpoint(lambda seen, i: "ok")
+    listener = Listener()
+    on_text = listener.text if streamed else None
+    on_reset = listener.reset if streamed else None
+    await ep.provider.complete(_user(), model="m", on_text=on_text, on_reset=on_reset, temperature=0.7)
+    await ep.provider.complete(_user(), model="m", on_text=on_text, on_reset=on_reset)
+    assert ep.requests[0].body["temperature"] == 0.7 and "temperature" not in ep.requests[1].body
+
+
+@pytest.mark.parametrize("streamed", [False, True])
 async def test_usage_counts_prompt_and_completion(endpoint: Open, streamed: bool) -> None:
     """Usage is positive both ways and is what the endpoint reports, streamed or not."""
     ep = endpoint(lambda seen, i: LONG)

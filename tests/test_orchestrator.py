@@ -374,7 +374,8 @@ async def test_replies_without_code_end_the_run_as_stalled(tmp_path: Path, conte
 
 async def test_a_cycle_of_replies_is_not_run_again(tmp_path: Path, context_dir: Path) -> None:
     """A small model cycles between two replies (recorded: A, B, A, B...): a reply equal to ANY
-    earlier one is not run again, the model is told, and three of them in a row end the run."""
+    earlier one is not run again, the model is told (with repeat_temperatures = (): at once), and
+    three of them in a row end the run."""
     told: list[str] = []
     a, b = repl("print('a')"), repl("print('b')")
     replies = iter([a, b, a, b, a, repl("FINAL('late')")])
@@ -383,12 +384,62 @@ async def test_a_cycle_of_replies_is_not_run_again(tmp_path: Path, context_dir: 
         told.append(seen.last_user)
         return next(replies)
 
-    async with _orch(tmp_path, script) as orch:
+    async with _orch(tmp_path, script, run={"repeat_temperatures": ()}) as orch:
         result = await orch.run(context=context_dir, query="q")
     assert (result.status, result.answer) == (RunStatus.STALLED, None)
     cells = [c for it in result.trajectory.iterations for c in it.cells]
     assert [c.stdout for c in cells] == ["a\n", "b\n"]
     assert sum(prompts.REPEATED in t for t in told) == 2
+
+
+async def test_a_repeated_reply_is_asked_for_again_at_a_higher_temperature(
+    tmp_path: Path, context_dir: Path
+) -> None:
+    """Recorded at temperature 0.2: told "your reply is the same as an earlier one", the 1.5B model
+    writes it again, to the end of the run. A repeat is instead asked for again at 0.7, then 1.0, the
+    conversation going on as if it had not come; a new reply runs, and the next ask is at the
+    endpoint's default again."""
+    seen_calls: list[tuple[float | None, list[dict[str, str]]]] = []
+    a, b = repl("print('a')"), repl("print('b')")
+    replies = iter([a, a, a, b, repl("FINAL('done')")])
+
+    def script(seen: Seen, index: int) -> str:
+        seen_calls.append((seen.body.get("temperature"), seen.body["messages"]))
+        return next(replies)
+
+    async with _orch(tmp_path, script) as orch:
+        result = await orch.run(context=context_dir, query="q")
+    assert (result.status, result.answer) == (RunStatus.COMPLETED, "done")
+    assert [t for t, _m in seen_calls] == [None, None, 0.7, 1.0, None]
+    assert seen_calls[1][1] == seen_calls[2][1] == seen_calls[3][1]  # the repeats were never added
+    assert not any(prompts.REPEATED in m["content"] for _t, ms in seen_calls for m in ms)
+    cells = [c.stdout for it in result.trajectory.iterations for c in it.cells]
+    assert cells == ["a\n", "b\n", ""]  # the last: FINAL's
+    assert result.metadata.iterations == 5  # every reply is a recorded iteration, repeats included
+
+
+async def test_an_endpoint_that_refuses_a_temperature_is_told_instead(
+    tmp_path: Path, context_dir: Path
+) -> None:
+    """Some endpoints refuse a temperature (reasoning models: HTTP 400): the repeat is then told, as
+    without repeat_temperatures, and no later call names a temperature."""
+    temperatures: list[float | None] = []
+    a = repl("print('a')")
+    replies = iter([a, a, repl("print('c')"), a, repl("FINAL('done')")])
+
+    def script(seen: Seen, index: int) -> Reply | str:
+        temperature = seen.body.get("temperature")
+        temperatures.append(temperature)
+        if temperature is not None:
+            return Reply("temperature is not supported with this model", status=400)
+        return next(replies)
+
+    async with _orch(tmp_path, script) as orch:
+        result = await orch.run(context=context_dir, query="q")
+    assert (result.status, result.answer) == (RunStatus.COMPLETED, "done"), result.trajectory.error
+    assert temperatures == [None, None, 0.7, None, None, None]
+    cells = [c.stdout for it in result.trajectory.iterations for c in it.cells]
+    assert cells == ["a\n", "c\n", ""]
 
 
 async def test_llm_query_of_the_query_itself_is_refused(tmp_path: Path, context_dir: Path) -> None:

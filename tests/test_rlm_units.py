@@ -291,3 +291,18 @@ def test_a_prompt_is_the_query_only_when_nothing_else_is_in_it() -> None:
     assert prompts.is_the_query('"How many files are in the orders directory?"', query)
     assert not prompts.is_the_query(query + "\n\norders/a.csv\norders/b.csv", query)
     assert not prompts.is_the_query("", "") and not prompts.is_the_query("x", "")
+
+
+def test_a_rewording_of_the_query_with_nothing_to_read_counts_as_the_query() -> None:
+    """Recorded from the 1.5B model: it asks llm_query the query in other words, gets a guess back
+    ("Hugo Rossi lives in Paris") and gives it as the answer. A prompt whose every content word is
+    the query's is refused too; one that brings a word of its own, or text to read, is not."""
+    city = "In which city does Hugo Rossi live, according to the staff list?"
+    assert prompts.is_the_query("What is the city where Hugo Rossi lives, according to the staff list?", city)
+    declined = "How many log lines, over all the log files, contain 'card declined'?"
+    assert prompts.is_the_query("How many log lines contain 'card declined'?", declined)
+    staff = "How many people are listed in people/staff.csv (rows after the header)?"
+    assert not prompts.is_the_query("What is the content of people/staff.csv?", staff)
+    assert not prompts.is_the_query(f"{city}\n\nname,city\nHugo Rossi,Oslo", city)
+    assert not prompts.is_the_query("Summarise this: " + "lorem ipsum " * 20, "Summarise the notes")
+    assert not prompts.is_the_query(city, "")

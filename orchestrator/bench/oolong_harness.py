@@ -73,11 +73,17 @@ class TimedProvider:
         on_text: OnText | None = None,
         on_reset: OnReset | None = None,
         max_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> Completion:
         started = time.monotonic()
         try:
             return await self.inner.complete(
-                messages, model=model, on_text=on_text, on_reset=on_reset, max_tokens=max_tokens
+                messages,
+                model=model,
+                on_text=on_text,
+                on_reset=on_reset,
+                max_tokens=max_tokens,
+                temperature=temperature,
             )
         finally:
             self.intervals.append((started, time.monotonic()))

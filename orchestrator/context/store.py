@@ -197,7 +197,12 @@ class ContextStore:
         prefix = normalise(directory)
         if prefix == ".." or prefix.startswith("../") or directory.startswith("/"):
             raise ContextPathError("the directory is outside the context root", path=directory)
-        found = [e.path for e in self.source.index() if not prefix or e.path.startswith(prefix + "/")]
+        # A file's own path lists that file, as `ls FILE` does (a small model names the file it wants).
+        found = [
+            e.path
+            for e in self.source.index()
+            if not prefix or e.path == prefix or e.path.startswith(prefix + "/")
+        ]
         return globs.select(found, (glob,), timeout_s=self.limits.regex_timeout_s) if glob else found
 
     def search_files(self, pattern: str) -> list[str]:

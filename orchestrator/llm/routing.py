@@ -44,9 +44,15 @@ class RoutingProvider:
         on_text: OnText | None = None,
         on_reset: OnReset | None = None,
         max_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> Completion:
         return await self.provider_for(model).complete(
-            messages, model=model, on_text=on_text, on_reset=on_reset, max_tokens=max_tokens
+            messages,
+            model=model,
+            on_text=on_text,
+            on_reset=on_reset,
+            max_tokens=max_tokens,
+            temperature=temperature,
         )
 
     async def aclose(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -71,6 +72,8 @@ from .tools import ToolBox
 from .trajectory import CellRecord, IterationRecord, RunMetadata, SubCallRecord, Trajectory
 
 Emit = Callable[[Event], None]
+log = logging.getLogger(__name__)
+
 MAX_IDLE_REPLIES = 3  # replies in a row without code or a final answer end the run as stalled
 
 
@@ -167,6 +170,8 @@ class Run:
         self.started = self.clock.now()
         # Child levels' sandbox removals, going on beside the run; the run waits for all before it ends.
         self._teardowns: set[asyncio.Task[None]] = set()
+        # A repeated reply is sampled again, hotter, until the endpoint refuses a temperature.
+        self.resample = bool(config.repeat_temperatures)
 
     def next_id(self) -> int:
         return next(self._ids)
@@ -357,6 +362,8 @@ class Run:
         messages = level.messages = [Message("system", system), Message("user", asked)]
         idle = 0  # replies in a row with neither code nor a final answer (or repeats of an earlier one)
         earlier: set[str] = set()  # the replies so far, stripped
+        hotter = 0  # repeats in a row sampled again: the next ask's place in repeat_temperatures
+        held = ""  # the repeated reply being sampled again
         for index in range(1, self.config.max_iterations + 1):
             reason = self.budget.exhausted()
             if reason is not None:
@@ -364,11 +371,16 @@ class Run:
             if level.depth == 0 and compaction.due(messages, self.config):
                 messages = level.messages = await self._compact(messages, level, model)
             self.emit(IterationStarted(index, level.depth, self.elapsed()))
-            reply = await self._ask(messages, model, level)
-            messages.append(Message("assistant", reply))
+            reply = await self._ask_hotter(messages, model, level, hotter)
+            if reply is None:  # the endpoint refused the temperature: told instead, as without one
+                hotter = 0
+                messages += [Message("assistant", held), Message("user", prompts.REPEATED)]
+                reply = await self._ask(messages, model, level)
             # A reply that repeats an earlier one (a small model cycles: A, B, A, B), or echoes the
-            # instructions, is not run again: the model is told, and it counts as a reply that did
-            # nothing.
+            # instructions, is not run again, and counts as a reply that did nothing. A repeat is first
+            # asked for again at a higher temperature, the conversation going on as if it had not come
+            # (a small model told "you repeat yourself" at 0.2 writes the same reply once more); once
+            # repeat_temperatures are used up, the model is told.
             unchanged = bool(reply.strip()) and reply.strip() in earlier
             echoed = prompts.echoes_instructions(reply)
             earlier.add(reply.strip())
@@ -376,8 +388,18 @@ class Run:
                 idle += 1
                 if idle >= MAX_IDLE_REPLIES:
                     return None, RunStatus.STALLED
-                messages.append(Message("user", prompts.REPEATED if unchanged else prompts.ECHOED))
+                if unchanged and self.resample and hotter < len(self.config.repeat_temperatures):
+                    hotter += 1
+                    held = reply
+                    continue
+                hotter = 0
+                messages += [
+                    Message("assistant", reply),
+                    Message("user", prompts.REPEATED if unchanged else prompts.ECHOED),
+                ]
                 continue
+            hotter = 0
+            messages.append(Message("assistant", reply))
             results, answer = await self._answer(reply, level)
             if answer is not None and answer.strip():
                 return answer, RunStatus.COMPLETED
@@ -417,7 +439,30 @@ class Run:
         history = compaction.HISTORY_NOTE if self.config.compaction and level.depth == 0 else ""
         return "\n\n".join(part for part in (tools.prompt_section() if tools else "", history) if part)
 
-    async def _ask(self, messages: list[Message], model: str, level: _Level) -> str:
+    async def _ask_hotter(
+        self, messages: list[Message], model: str, level: _Level, hotter: int
+    ) -> str | None:
+        """The next reply, at repeat_temperatures[hotter - 1] when `hotter`; None when the endpoint
+        refuses a temperature (some reasoning models do): the run asks without one from then on."""
+        if not hotter:
+            return await self._ask(messages, model, level)
+        temperature = self.config.repeat_temperatures[hotter - 1]
+        try:
+            return await self._ask(messages, model, level, temperature=temperature)
+        except LLMError as exc:
+            if exc.retryable:
+                raise
+            self.resample = False
+            log.warning(
+                "the model endpoint refused temperature %s (%s): a repeated reply is told from now on",
+                temperature,
+                exc.message,
+            )
+            return None
+
+    async def _ask(
+        self, messages: list[Message], model: str, level: _Level, *, temperature: float | None = None
+    ) -> str:
         on_text = (lambda piece: self.emit(ModelText(piece, level.depth))) if self.stream else None
         on_reset = (lambda: self.emit(ModelTextReset(level.depth))) if self.stream else None
         completion = await self.provider.complete(
@@ -426,6 +471,7 @@ class Run:
             on_text=on_text,
             on_reset=on_reset,
             max_tokens=self.config.max_completion_tokens,
+            temperature=temperature,
         )
         self.count(model, completion.usage)
         level.usage = level.usage + completion.usage

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from ..context.sources import ContextShape
@@ -87,22 +88,40 @@ MISSING_PATH = (
     "'/context/logs/a.log', never 'context/logs/a.log'; only the files listed in the instructions "
     "(or by list_files()) exist]"
 )
-# llm_query(the query itself): a small model's habit; the model asked sees no context, so its reply
-# is a guess (recorded: "you can use the ls command..."), which the model then gives as its answer.
+# llm_query(the query itself), or the query reworded: a small model's habit; the model asked sees no
+# context, so its reply is a guess (recorded: "you can use the ls command...", "Hugo Rossi lives in
+# Paris"), which the model then gives as its answer.
 QUERY_AS_PROMPT = (
-    "this prompt is the query itself, and the model llm_query asks never sees the context: read the "
-    "files with code, and pass llm_query the text it must read with your question"
+    "this prompt is the query itself (or the query reworded) with nothing to read, and the model "
+    "llm_query asks never sees the context: read the files with code, and pass llm_query the text it "
+    "must read with your question"
+)
+
+# Words that carry no content of their own, for telling a rewording of the query from a prompt that
+# brings something to read.
+_FILLER = frozenset(
+    "a an the of in on at to for by with from into about as is are was were be been do does did can "
+    "could would what which who whom whose where when how many much there this that these those it "
+    "its and or please me tell find give say says according".split()
 )
 
 
+def _content_words(text: str) -> set[str]:
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words if w not in _FILLER}
+
+
 def is_the_query(prompt: str, query: str) -> bool:
-    """True when a sub-call's prompt is the level's query and nothing more (case, spacing, quotes and
-    end punctuation aside)."""
-
-    def norm(text: str) -> str:
-        return " ".join(text.lower().split()).strip(" \"'?.!:")
-
-    return bool(query.strip()) and norm(prompt) == norm(query)
+    """True when a sub-call's prompt is the level's query, or a rewording of it that brings nothing to
+    read: every word of content in it is one of the query's (case, plurals, punctuation and words
+    such as "the", "what", "according" aside), and it is no longer than the query and a line."""
+    words = _content_words(prompt)
+    return (
+        bool(query.strip())
+        and bool(words)
+        and len(prompt) <= len(query) + 80
+        and words <= _content_words(query)
+    )
 
 
 ECHOED = (

@@ -76,6 +76,7 @@ class ScriptedProvider:
         self.waits: list[float] = []
         self.max_in_flight = 0
         self.max_tokens: list[int | None] = []  # the cap each complete() was given
+        self.temperatures: list[float | None] = []  # the temperature each complete() was given
         self.closed = 0
         self._in_flight = 0
 
@@ -90,8 +91,10 @@ class ScriptedProvider:
         on_text: OnText | None = None,
         on_reset: OnReset | None = None,
         max_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> Completion:
         self.max_tokens.append(max_tokens)
+        self.temperatures.append(temperature)
         if self.closed:
             raise RuntimeError("ScriptedProvider: complete() after aclose()")
         given = tuple(messages)
@@ -100,6 +103,7 @@ class ScriptedProvider:
             "model": model,
             "messages": [{"role": m.role, "content": m.content} for m in given],
             "stream": on_text is not None,
+            **({"temperature": temperature} if temperature is not None else {}),
         }
         started = time.perf_counter()
 
