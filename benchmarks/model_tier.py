@@ -41,14 +41,18 @@ SETTINGS = """\
 [run]
 max_iterations = {max_iterations}
 deadline_s = {deadline}
-# A reply the server cannot finish within the request timeout goes on being generated after the
-# client gave up (llama.cpp's server stops a reply on disconnect only when streaming), holding up the
-# next question: 1,024 tokens end in time at 10 tokens/s. A reply of code needs far fewer.
+# A reply of code needs far fewer; 1,024 tokens end within the request timeout at 10 tokens/s.
 max_completion_tokens = 1024
+# A cell's output goes back to the model as prompt, read at about 130 tokens/s here (4 to 6 times
+# slower on a busy machine): 20,000 characters (the default cap) cost 40 s to minutes per block.
+max_output_chars = 4000
 
 [endpoints.default]
 request_timeout_s = {request_timeout}
 max_retries = 1
+# llama.cpp's server stops generating a reply when its client leaves only when it streams: without,
+# a reply the request timeout gave up on goes on, and the retry (and the next question) waits.
+stream = true
 """
 
 

@@ -132,6 +132,7 @@ _RUN_LIMIT_FLAGS = [
     ("--max-subcalls", int, "N", "llm_query / rlm_query calls (run.max_subcalls, 500)"),
     ("--max-tokens", int, "N", "prompt + completion tokens (run.max_tokens, 5,000,000)"),
     ("--max-reply-tokens", int, "N", "one model reply, sent as max_tokens (run.max_completion_tokens, 8192)"),
+    ("--max-output-chars", int, "N", "of a cell's output the model sees (run.max_output_chars, 20000)"),
     ("--deadline", float, "S", "for the whole run (run.deadline_s, 3600)"),
 ]
 
@@ -171,6 +172,13 @@ def _add_run_parser(sub: Any) -> None:
         metavar="FILE",
         help="write the full trajectory (JSON) to FILE; checked writable before the run, and written "
         "(partial) when the run is stopped",
+    )
+    rlm.add_argument(
+        "--stream-replies",
+        action="store_true",
+        default=None,
+        help="ask the endpoint for every reply as a stream (endpoints.*.stream): a server that stops "
+        "generating when its client leaves (llama.cpp) then stops a reply the request timeout gave up on",
     )
     limits = rlm.add_argument_group("limits (each default: the setting named, and its built-in value)")
     for flag, kind, metavar, text in _RUN_LIMIT_FLAGS:

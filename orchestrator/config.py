@@ -157,6 +157,10 @@ class LLMEndpoint:
     max_retries: int = 3
     name: str = "default"  # the settings file's [endpoints.NAME]
     models: tuple[str, ...] = ()  # models this endpoint serves; empty: any
+    # Ask for every reply as a stream, also when nobody watches it: a server that stops generating
+    # when its client goes away (llama.cpp's) then stops a reply the request timeout gave up on,
+    # instead of generating it on while the retry waits behind it.
+    stream: bool = False
     api_key: str = field(default="", repr=False)  # the resolved key: never shown, logged or put in a file
 
     def __post_init__(self) -> None:

@@ -260,4 +260,5 @@ def _openai_provider(endpoint: LLMEndpoint) -> LLMProvider:
         api_key=endpoint.api_key,
         request_timeout_s=endpoint.request_timeout_s,
         retry=RetryPolicy(max_retries=endpoint.max_retries),
+        stream=endpoint.stream,
     )

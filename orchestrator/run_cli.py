@@ -55,6 +55,7 @@ _RUN_FLAGS: dict[str, tuple[str, Any]] = {
     "max_subcalls": ("max_subcalls", int),
     "max_tokens": ("max_tokens", int),
     "max_reply_tokens": ("max_completion_tokens", int),
+    "max_output_chars": ("max_output_chars", int),
     "deadline": ("deadline_s", float),
 }
 # Sandbox limits: flag -> (SandboxLimits field, how the flag's text is read). `rlm exec` calls the
@@ -69,6 +70,7 @@ _LIMIT_FLAGS: dict[str, tuple[str, Any]] = {
 _ENDPOINT_FLAGS: dict[str, tuple[str, Any]] = {
     "request_timeout": ("request_timeout_s", float),
     "retries": ("max_retries", int),
+    "stream_replies": ("stream", bool),
 }
 
 

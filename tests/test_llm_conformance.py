@@ -344,6 +344,20 @@ async def test_a_400_for_another_reason_keeps_stream_options(caplog: pytest.LogC
     assert not [r for r in caplog.records if "stream_options" in r.getMessage()]
 
 
+@pytest.mark.parametrize("always", [False, True])
+async def test_an_endpoint_set_to_stream_streams_every_reply(always: bool) -> None:
+    """OpenAIProvider(stream=True) (LLMEndpoint.stream) asks for a stream with nobody watching too,
+    so a server that stops on a disconnect stops a reply the timeout gave up on; the reply and its
+    usage are the same as asked for plainly."""
+    with FakeLLM(lambda seen, i: LONG) as fake:
+        provider = OpenAIProvider(base_url=fake.url, api_key="sk-test", retry=FAST, stream=always)
+        completion = await provider.complete(_user(), model="m")
+        await provider.aclose()
+    assert completion.text == LONG
+    assert completion.usage.completion_tokens == usage_for(LONG)["completion_tokens"]
+    assert bool(fake.requests[0].body.get("stream")) is always
+
+
 async def test_an_html_page_for_a_stream_is_an_llm_error() -> None:
     """A proxy's HTML page served to a streamed request raises, quoting the page, rather than read as ''."""
     page = "<html><body>Service Unavailable</body></html>"

@@ -232,6 +232,20 @@ def test_a_reply_that_never_ends_is_bounded_by_the_request_timeout(
     assert out["status"] == "llm_error" and "--request-timeout" in out["error"]
 
 
+@pytest.mark.docker
+def test_stream_replies_asks_for_every_reply_as_a_stream(
+    docker_client: docker.DockerClient, context_dir: Path
+) -> None:
+    """`rlm run --stream-replies` (endpoints.*.stream) streams each model request though nothing is
+    shown as it comes (no --stream): the answer is the same."""
+    with FakeLLM(lambda seen, i: repl("FINAL(len(list_files()))")) as fake:
+        args = ["run", "--context", str(context_dir), "--query", "q", "--json", "--stream-replies"]
+        result = _rlm(*args, env=_env(OPENAI_BASE_URL=fake.url), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "completed"
+    assert fake.requests and all(seen.body.get("stream") is True for seen in fake.requests)
+
+
 @pytest.mark.parametrize(
     ("reply", "needles"),
     [

@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 _OPTION_REFUSED = frozenset({400, 422})  # how servers say "unknown field" (422: FastAPI/pydantic ones)
 
 
+def _unwatched(piece: str) -> None:
+    """The listener of a reply streamed with nobody watching it."""
+
+
 class OpenAIProvider:
     def __init__(
         self,
@@ -51,7 +55,10 @@ class OpenAIProvider:
         api_key: str,
         request_timeout_s: float = 120.0,
         retry: RetryPolicy | None = None,
+        stream: bool = False,
     ) -> None:
+        """`stream`: every reply is asked for as a stream, with or without a listener (see
+        LLMEndpoint.stream)."""
         self._client = openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key or "unset", timeout=request_timeout_s, max_retries=0
         )
@@ -59,6 +66,7 @@ class OpenAIProvider:
         self._timeout_s = request_timeout_s
         self._chat: Any = self._client.chat.completions  # typed loosely: payloads are built here
         self._stream_usage = True  # False once this endpoint refused stream_options
+        self._always_stream = stream
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIProvider(base_url={str(self._client.base_url)!r})"
@@ -84,9 +92,9 @@ class OpenAIProvider:
             # forever, or a server that never finishes, ends too.
             try:
                 async with asyncio.timeout(self._timeout_s):
-                    if emit is None:
+                    if emit is None and not self._always_stream:
                         return await self._once(payload, model, cap)
-                    return await self._streamed(payload, model, emit, cap)
+                    return await self._streamed(payload, model, emit or _unwatched, cap)
             except TimeoutError:
                 raise LLMError(
                     f"the model endpoint did not finish its reply within {self._timeout_s:g} s "
