@@ -46,6 +46,9 @@ max_completion_tokens = 1024
 # A cell's output goes back to the model as prompt, read at about 130 tokens/s here (4 to 6 times
 # slower on a busy machine): 20,000 characters (the default cap) cost 40 s to minutes per block.
 max_output_chars = 4000
+# The 1.5B model answers from the file names alone ("The runbook does not mention 'upstream 502'"
+# after listing the files): such an answer is sent back once to be checked by reading.
+check_unread_answers = true
 
 [endpoints.default]
 request_timeout_s = {request_timeout}

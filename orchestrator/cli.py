@@ -174,6 +174,13 @@ def _add_run_parser(sub: Any) -> None:
         "(partial) when the run is stopped",
     )
     rlm.add_argument(
+        "--check-answers",
+        action="store_true",
+        default=None,
+        help="an answer given before any code read a file of the context is sent back once to be "
+        "checked by reading (run.check_unread_answers; for small models)",
+    )
+    rlm.add_argument(
         "--stream-replies",
         action="store_true",
         default=None,

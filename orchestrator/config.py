@@ -116,6 +116,11 @@ class RLMConfig:
     # the model is told it repeats itself (a small model at a low temperature writes it once more). ()
     # never: told at once.
     repeat_temperatures: tuple[float, ...] = (0.7, 1.0)
+    # An answer to a query over a directory, given before any code read a file of it (only names
+    # listed), is a guess: the model is asked once to check it by reading, and the next FINAL is taken
+    # (or, if none comes, this one). Off by default, as in the official RLM (whose semantics the
+    # engine keeps); on for small models (the demo and the real-model tier turn it on).
+    check_unread_answers: bool = False
 
     def __post_init__(self) -> None:
         _check(bool(self.root_model), "a root model is required")

@@ -385,6 +385,34 @@ async def test_a_context_served_over_the_socket_is_not_the_working_directory(
             assert "hello.txt" not in result.stdout.text
 
 
+OPENS_CELL = """
+import csv, os, pathlib, tempfile
+open('hello.txt').read()
+list(csv.reader(open('sub/data.csv')))
+pathlib.Path('sub/data.csv').read_text()
+os.listdir('.')
+with tempfile.NamedTemporaryFile('w') as mine:
+    mine.write('x')
+open(os.__file__).read()
+"""
+
+
+async def test_the_runtime_counts_the_context_files_a_cell_opens(kit: Kit, context_dir: Path) -> None:
+    """Whatever opens them (open(), csv, pathlib), the context's files a cell opens for reading are
+    counted and reported with its result; listing a directory, writing a temp file and reading a file
+    outside the context are not. A cell that opens nothing reports 0."""
+    async with SandboxManager(SandboxConfig(), backend=kit.another()) as manager:
+        async with manager.open(context_dir, runtime=kit.runtime, limits=LIMITS) as session:
+            assert session.files_opened == 0
+            result = await session.run(OPENS_CELL)
+            assert result.ok, result.error
+            assert session.files_opened == 3
+            again = await session.run("x = sorted(os.listdir('sub'))")
+            assert again.ok and session.files_opened == 3
+            read = await session.run("read_file('hello.txt')")
+            assert read.ok and session.files_opened == 4  # read_file's own read through the mount
+
+
 WAKES_CELL = (
     "import os\n"
     "status = open(f'/proc/self/task/{os.getpid()}/status').read()\n"

@@ -442,6 +442,67 @@ async def test_an_endpoint_that_refuses_a_temperature_is_told_instead(
     assert cells == ["a\n", "c\n", ""]
 
 
+CHECKED = {"check_unread_answers": True}
+
+
+async def test_an_answer_before_anything_was_read_is_sent_back_once(
+    tmp_path: Path, context_dir: Path
+) -> None:
+    """Recorded from the 1.5B model: it lists the files, then answers "The runbook does not mention
+    it" without reading one. With check_unread_answers that answer is sent back once, with why; the
+    FINAL given after reading is the run's answer."""
+    told: list[str] = []
+    replies = iter(
+        [
+            repl("print(list_files())\nFINAL('a guess')"),
+            repl("print(read_file('hello.txt'))\nFINAL('read it')"),
+        ]
+    )
+
+    def script(seen: Seen, index: int) -> str:
+        told.append(seen.last_user)
+        return next(replies)
+
+    async with _orch(tmp_path, script, run=CHECKED) as orch:
+        result = await orch.run(context=context_dir, query="q")
+    assert (result.status, result.answer) == (RunStatus.COMPLETED, "read it")
+    assert told[1].startswith("Output of block 1:\n['hello.txt', 'sub/data.csv']")
+    assert told[1].endswith(prompts.UNREAD_ANSWER) and prompts.NEXT_AFTER_OUTPUT not in told[1]
+
+
+@pytest.mark.parametrize(
+    "reading",
+    [
+        "print(read_file('sub/data.csv'))",  # through the API
+        "print(open('sub/data.csv').read())",  # the mounted file itself
+        "print(len(grep('a', glob='sub/*')))",  # scanned by the host
+        "print(context['hello.txt'])",  # the view of the files
+    ],
+)
+async def test_an_answer_after_reading_is_taken_at_once(
+    tmp_path: Path, context_dir: Path, reading: str
+) -> None:
+    """Any way of reading the context counts: the API, the model's own open() of the mounted files
+    (counted in the sandbox), grep, `context[path]`."""
+    async with _orch(tmp_path, _turns(repl(f"{reading}\nFINAL('done')")), run=CHECKED) as orch:
+        result = await orch.run(context=context_dir, query="q")
+    assert (result.status, result.answer, result.metadata.iterations) == (RunStatus.COMPLETED, "done", 1)
+
+
+async def test_an_unread_answer_stands_when_no_other_comes(tmp_path: Path, context_dir: Path) -> None:
+    """Sent back to be checked, the model never gives another FINAL: the one it gave is the answer
+    (a count of files needs no reading), not a stalled run with none. An in-memory text context is
+    `context` itself: an answer over it is taken at once."""
+    script = _turns(repl("FINAL(len(list_files()))"), "hm", "hm.", "hm..")
+    async with _orch(tmp_path, script, run=CHECKED) as orch:
+        result = await orch.run(context=context_dir, query="how many files?")
+        assert (result.status, result.answer) == (RunStatus.COMPLETED, "2")
+        assert result.metadata.iterations == 4
+    async with _orch(tmp_path, _turns(repl("FINAL(len(context.split()))")), run=CHECKED) as orch:
+        over_text = await orch.run(context="alpha beta", query="how many words?")
+    assert (over_text.answer, over_text.metadata.iterations) == ("2", 1)
+
+
 async def test_llm_query_of_the_query_itself_is_refused(tmp_path: Path, context_dir: Path) -> None:
     """llm_query(the query) asks a model that never sees the context (a small model's habit): the
     code gets an "Error: ..." string saying so, no model is asked, and no sub-call is spent."""

@@ -95,6 +95,9 @@ class _Level:
     messages: list[Message] = field(default_factory=list)  # what the model was sent, as it grows
     cell_calls: list[SubCallRecord] = field(default_factory=list)  # the running cell's sub-calls
     history: list[object] = field(default_factory=list)  # what compaction took out, and its summaries
+    over_files: bool = False  # its context is a directory (read through the API or the mount)
+    read_files: bool = False  # a cell of this level opened a file of the context
+    unread_answer: str | None = None  # an answer given before anything was read, held while checked
 
     @property
     def mounted(self) -> bool:
@@ -343,7 +346,22 @@ class Run:
         }.get(status, f"the run ended: {status.value}")
 
     async def _iterate(self, query: str, level: _Level, model: str) -> tuple[str | None, RunStatus]:
+        answer, status = await self._loop(query, level, model)
+        if answer is None and level.unread_answer is not None:
+            # Asked to check its answer, the model gave no other: the one it gave stands.
+            return level.unread_answer, RunStatus.COMPLETED if status is RunStatus.STALLED else status
+        return answer, status
+
+    def _unread(self, level: _Level) -> bool:
+        """Nothing of the context's content was read yet: no file opened by this level's cells, no byte
+        served by the store (read_file, grep over the socket or the mount)."""
+        if level.session is not None and level.session.files_opened:
+            level.read_files = True
+        return level.over_files and not level.read_files and self.store.usage.bytes_read == 0
+
+    async def _loop(self, query: str, level: _Level, model: str) -> tuple[str | None, RunStatus]:
         shape = await asyncio.to_thread(self.store.shape)
+        level.over_files = shape.kind == "filesystem"
         paths: list[str] = []
         if shape.kind == "filesystem":
             paths = (await asyncio.to_thread(self.store.list_files))[: prompts.LISTED_PATHS]
@@ -402,7 +420,25 @@ class Run:
             messages.append(Message("assistant", reply))
             results, answer = await self._answer(reply, level)
             if answer is not None and answer.strip():
-                return answer, RunStatus.COMPLETED
+                checked = not self.config.check_unread_answers or level.unread_answer is not None
+                if checked or not self._unread(level):
+                    return answer, RunStatus.COMPLETED
+                level.unread_answer = answer  # asked once to check it; the next FINAL is taken
+                messages.append(
+                    Message(
+                        "user",
+                        prompts.cell_feedback(
+                            results,
+                            self.config.max_output_chars,
+                            mounted=level.mounted,
+                            next_step=prompts.UNREAD_ANSWER,
+                        )
+                        if results
+                        else prompts.UNREAD_ANSWER,
+                    )
+                )
+                idle = 0
+                continue
             idle = 0 if results else idle + 1
             if idle >= MAX_IDLE_REPLIES:
                 return None, RunStatus.STALLED
@@ -500,6 +536,7 @@ class Run:
             level.cell_calls = []
             try:
                 result = await level.session.run(code)
+                level.read_files = level.read_files or level.session.files_opened > 0
             except InvalidInputError as exc:  # e.g. a NUL byte: the model is told, nothing ran
                 result = CellResult(CellStatus.INVALID, error=CellError("InvalidInput", exc.message))
             level.repl_s += self.clock.now() - started

@@ -209,11 +209,25 @@ def query_message(query: str) -> str:
     return f"The query: {query}\n\nStart by looking at the context's structure with code."
 
 
+# An answer given before any code read the context's files (recorded from the 1.5B model: "The runbook
+# does not mention 'upstream 502'" after listing the files, FINAL(len(context)) for a count of lines).
+UNREAD_ANSWER = (
+    "That answer is not taken yet: no code has read the context's files so far (it only listed their "
+    "names), so it is a guess. Read or grep the files the query is about, print what they hold, then "
+    "give FINAL again."
+)
+
+
 def cell_feedback(
-    code_results: list[tuple[str, CellResult]], max_chars: int, *, mounted: bool = False
+    code_results: list[tuple[str, CellResult]],
+    max_chars: int,
+    *,
+    mounted: bool = False,
+    next_step: str | None = None,
 ) -> str:
-    """What the model sees after its code ran: each block's output, cut to the limit with a note.
-    `mounted`: the context's files are the working directory (a missing path gets a hint)."""
+    """What the model sees after its code ran: each block's output, cut to the limit with a note,
+    then what to do next (`next_step`, else the usual line). `mounted`: the context's files are the
+    working directory (a missing path gets a hint)."""
     parts = []
     for index, (_code, result) in enumerate(code_results, 1):
         body = result.stdout.text
@@ -249,4 +263,6 @@ def cell_feedback(
     failed = any(
         result.error is not None or result.status is not CellStatus.OK for _c, result in code_results
     )
-    return "\n\n".join([*parts, NEXT_AFTER_ERROR if failed else NEXT_AFTER_OUTPUT])
+    if next_step is None:
+        next_step = NEXT_AFTER_ERROR if failed else NEXT_AFTER_OUTPUT
+    return "\n\n".join([*parts, next_step])

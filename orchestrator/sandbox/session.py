@@ -83,6 +83,9 @@ class SandboxSession:
         self._close_reason: str | None = None
         self._closing: asyncio.Task[None] | None = None
         self.state = SessionState.READY
+        # Files under the context's root this session's cells opened in the sandbox, however they
+        # opened them (the runtime's count: a claim of the sandbox's, for telling, never for limits).
+        self.files_opened = 0
 
     @property
     def sandbox_id(self) -> str:
@@ -164,6 +167,7 @@ class SandboxSession:
                 await asyncio.shield(self._end("a cell was cancelled"))
                 raise
             self.store.record_reads(int(reply.reads.bytes), int(reply.reads.files))
+            self.files_opened += min(int(reply.reads.opened), 1_000_000)
             return _from_proto(reply, cap)
 
     async def _within(self, cell: Coroutine[Any, Any, pb.CellResult], limit_s: float) -> pb.CellResult:

@@ -27,6 +27,7 @@ from rlm_proto.v1.sandbox_pb2_grpc import SandboxHostStub
 from . import __version__
 from .context_api import MOUNT
 from .host_api import HostAPI
+from .opens import OpenCounter
 from .repl import CellOutcome, Repl
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -38,7 +39,9 @@ CONNECT_DEADLINE_S = float(os.environ.get("RLM_CONNECT_DEADLINE_S", "60"))
 IDLE_WAIT_S = 30.0
 
 
-def _result_message(cell_id: int, outcome: CellOutcome, reads: tuple[int, int]) -> pb.SandboxMessage:
+def _result_message(
+    cell_id: int, outcome: CellOutcome, reads: tuple[int, int], opened: int = 0
+) -> pb.SandboxMessage:
     result = pb.CellResult(
         cell_id=cell_id,
         stdout=pb.CapturedOutput(
@@ -55,7 +58,7 @@ def _result_message(cell_id: int, outcome: CellOutcome, reads: tuple[int, int]) 
         final=outcome.final or "",
         final_truncated=outcome.final_truncated,
         duration_s=outcome.duration_s,
-        reads=pb.ReadUsage(bytes=reads[0], files=reads[1]),
+        reads=pb.ReadUsage(bytes=reads[0], files=reads[1], opened=opened),
         restored=list(outcome.restored),
     )
     if outcome.error is not None:
@@ -68,7 +71,11 @@ def _result_message(cell_id: int, outcome: CellOutcome, reads: tuple[int, int]) 
 
 
 def _run_cell(
-    repl: Repl, api: HostAPI, cell: pb.ExecuteCell, send: Callable[[pb.SandboxMessage], None]
+    repl: Repl,
+    api: HostAPI,
+    cell: pb.ExecuteCell,
+    send: Callable[[pb.SandboxMessage], None],
+    opens: OpenCounter | None = None,
 ) -> pb.SandboxMessage:
     def relay(stream: str, text: str) -> None:  # the cell's output as it is written, when asked
         send(pb.SandboxMessage(output=pb.CellOutput(cell_id=cell.cell_id, stream=stream, text=text)))
@@ -76,8 +83,13 @@ def _run_cell(
     on_output = relay if cell.stream_output else None
     try:
         api.start_cell(int(cell.read_budget_bytes))
-        outcome = repl.run(cell.code, int(cell.max_output_bytes), on_output)
-        return _result_message(cell.cell_id, outcome, api.reads())
+        if opens is not None:
+            opens.start()
+        try:
+            outcome = repl.run(cell.code, int(cell.max_output_bytes), on_output)
+        finally:
+            opened = opens.stop() if opens is not None else 0
+        return _result_message(cell.cell_id, outcome, api.reads(), opened)
     except Exception as exc:  # a bug of ours: report it on this cell rather than die
         error = pb.CellError(
             type="RuntimeInternalError", message=f"{type(exc).__name__} in the sandbox runtime"
@@ -168,6 +180,8 @@ def main() -> int:
         print(f"rlm-sandbox: no host on {socket_path} within {CONNECT_DEADLINE_S:g} s", file=sys.__stderr__)
         return 2
     api = HostAPI(stub, metadata, context_root)
+    opens = OpenCounter(context_root)
+    opens.install()
     repl = Repl(api.bindings())
     bindings = Bindings(repl)
     hello = pb.Hello(runtime_version=__version__, python_version=platform.python_version(), pid=os.getpid())
@@ -175,7 +189,7 @@ def main() -> int:
     try:
         for command in stub.Session(outgoing(), metadata=metadata):
             if command.HasField("execute"):
-                outbox.put(_run_cell(repl, api, command.execute, outbox.put))
+                outbox.put(_run_cell(repl, api, command.execute, outbox.put, opens))
             elif command.HasField("configure"):
                 _configure(repl, api, command.configure)
             elif command.HasField("bind"):

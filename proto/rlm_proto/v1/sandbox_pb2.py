@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14rlm/v1/sandbox.proto\x12\x06rlm.v1\"\x84\x01\n\x0eSandboxMessage\x12\x1e\n\x05hello\x18\x01 \x01(\x0b\x32\r.rlm.v1.HelloH\x00\x12$\n\x06result\x18\x02 \x01(\x0b\x32\x12.rlm.v1.CellResultH\x00\x12$\n\x06output\x18\x03 \x01(\x0b\x32\x12.rlm.v1.CellOutputH\x00\x42\x06\n\x04kind\"\x8a\x01\n\x0bHostMessage\x12&\n\x07\x65xecute\x18\x01 \x01(\x0b\x32\x13.rlm.v1.ExecuteCellH\x00\x12*\n\tconfigure\x18\x02 \x01(\x0b\x32\x15.rlm.v1.SessionConfigH\x00\x12\x1f\n\x04\x62ind\x18\x03 \x01(\x0b\x32\x0f.rlm.v1.BindingH\x00\x42\x06\n\x04kind\"3\n\x07\x42inding\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04json\x18\x02 \x01(\t\x12\x0c\n\x04more\x18\x03 \x01(\x08\"s\n\rSessionConfig\x12*\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x19.rlm.v1.ContextDescriptor\x12\x15\n\rsession_token\x18\x02 \x01(\t\x12\x1f\n\x05tools\x18\x03 \x03(\x0b\x32\x10.rlm.v1.ToolSpec\"S\n\x08ToolSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61llable\x18\x03 \x01(\x08\x12\x12\n\nvalue_json\x18\x04 \x01(\t\"\xa0\x02\n\x11\x43ontextDescriptor\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07mounted\x18\x02 \x01(\x08\x12\x12\n\nfile_count\x18\x03 \x01(\x04\x12\x13\n\x0btotal_bytes\x18\x04 \x01(\x04\x12K\n\x12\x66iles_by_extension\x18\x05 \x03(\x0b\x32/.rlm.v1.ContextDescriptor.FilesByExtensionEntry\x12%\n\x07\x65ntries\x18\x06 \x03(\x0b\x32\x14.rlm.v1.ContextEntry\x12\x16\n\x0emax_file_bytes\x18\x07 \x01(\x04\x1a\x37\n\x15\x46ilesByExtensionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"*\n\x0c\x43ontextEntry\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"E\n\x05Hello\x12\x17\n\x0fruntime_version\x18\x01 \x01(\t\x12\x16\n\x0epython_version\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\"x\n\x0b\x45xecuteCell\x12\x0f\n\x07\x63\x65ll_id\x18\x01 \x01(\x04\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x18\n\x10max_output_bytes\x18\x03 \x01(\x04\x12\x19\n\x11read_budget_bytes\x18\x04 \x01(\x04\x12\x15\n\rstream_output\x18\x05 \x01(\x08\";\n\nCellOutput\x12\x0f\n\x07\x63\x65ll_id\x18\x01 \x01(\x04\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"F\n\x0e\x43\x61pturedOutput\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x11\n\ttruncated\x18\x03 \x01(\x08\"=\n\tCellError\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\ttraceback\x18\x03 \x01(\t\"\x92\x02\n\nCellResult\x12\x0f\n\x07\x63\x65ll_id\x18\x01 \x01(\x04\x12&\n\x06stdout\x18\x02 \x01(\x0b\x32\x16.rlm.v1.CapturedOutput\x12&\n\x06stderr\x18\x03 \x01(\x0b\x32\x16.rlm.v1.CapturedOutput\x12 \n\x05\x65rror\x18\x04 \x01(\x0b\x32\x11.rlm.v1.CellError\x12\x11\n\thas_final\x18\x05 \x01(\x08\x12\r\n\x05\x66inal\x18\x06 \x01(\t\x12\x12\n\nduration_s\x18\x07 \x01(\x01\x12\x17\n\x0f\x66inal_truncated\x18\x08 \x01(\x08\x12 \n\x05reads\x18\t \x01(\x0b\x32\x11.rlm.v1.ReadUsage\x12\x10\n\x08restored\x18\n \x03(\t\")\n\tReadUsage\x12\r\n\x05\x62ytes\x18\x01 \x01(\x04\x12\r\n\x05\x66iles\x18\x02 \x01(\x04\"C\n\x0fLlmQueryRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\" \n\x10LlmQueryResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\"K\n\x16LlmQueryBatchedRequest\x12\x0f\n\x07prompts\x18\x01 \x03(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\"(\n\x17LlmQueryBatchedResponse\x12\r\n\x05texts\x18\x01 \x03(\t\"7\n\x0fToolCallRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x61rguments_json\x18\x02 \x01(\t\"X\n\x10ToolCallResponse\x12\x15\n\x0bresult_json\x18\x01 \x01(\tH\x00\x12\"\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x11.rlm.v1.ToolErrorH\x00\x42\t\n\x07outcome\"*\n\tToolError\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"?\n\x0fReadFileRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0e\n\x06length\x18\x03 \x01(\x03\"\x19\n\tFileChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"3\n\x10ListFilesRequest\x12\x11\n\tdirectory\x18\x01 \x01(\t\x12\x0c\n\x04glob\x18\x02 \x01(\t\"%\n\x12SearchFilesRequest\x12\x0f\n\x07pattern\x18\x01 \x01(\t\"\x19\n\x08\x46ileList\x12\r\n\x05paths\x18\x01 \x03(\t\"\x1f\n\x0f\x46ileInfoRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\"P\n\x0c\x46ileMetadata\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\r\n\x05lines\x18\x03 \x01(\x03\x12\x15\n\rmodified_unix\x18\x04 \x01(\x01\"\x0e\n\x0cStatsRequest\"\xb8\x01\n\x0c\x43ontextStats\x12\x12\n\nfile_count\x18\x01 \x01(\x04\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x46\n\x12\x66iles_by_extension\x18\x03 \x03(\x0b\x32*.rlm.v1.ContextStats.FilesByExtensionEntry\x1a\x37\n\x15\x46ilesByExtensionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"A\n\x0bGrepRequest\x12\x0f\n\x07pattern\x18\x01 \x01(\t\x12\x0c\n\x04glob\x18\x02 \x01(\t\x12\x13\n\x0bmax_matches\x18\x03 \x01(\r\"<\n\tGrepMatch\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x13\n\x0bline_number\x18\x02 \x01(\r\x12\x0c\n\x04line\x18\x03 \x01(\t\"E\n\x0cGrepResponse\x12\"\n\x07matches\x18\x01 \x03(\x0b\x32\x11.rlm.v1.GrepMatch\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x32\xee\x04\n\x0bSandboxHost\x12:\n\x07Session\x12\x16.rlm.v1.SandboxMessage\x1a\x13.rlm.v1.HostMessage(\x01\x30\x01\x12=\n\x08LlmQuery\x12\x17.rlm.v1.LlmQueryRequest\x1a\x18.rlm.v1.LlmQueryResponse\x12R\n\x0fLlmQueryBatched\x12\x1e.rlm.v1.LlmQueryBatchedRequest\x1a\x1f.rlm.v1.LlmQueryBatchedResponse\x12=\n\x08ToolCall\x12\x17.rlm.v1.ToolCallRequest\x1a\x18.rlm.v1.ToolCallResponse\x12\x38\n\x08ReadFile\x12\x17.rlm.v1.ReadFileRequest\x1a\x11.rlm.v1.FileChunk0\x01\x12\x37\n\tListFiles\x12\x18.rlm.v1.ListFilesRequest\x1a\x10.rlm.v1.FileList\x12;\n\x0bSearchFiles\x12\x1a.rlm.v1.SearchFilesRequest\x1a\x10.rlm.v1.FileList\x12\x39\n\x08\x46ileInfo\x12\x17.rlm.v1.FileInfoRequest\x1a\x14.rlm.v1.FileMetadata\x12\x33\n\x05Stats\x12\x14.rlm.v1.StatsRequest\x1a\x14.rlm.v1.ContextStats\x12\x31\n\x04Grep\x12\x13.rlm.v1.GrepRequest\x1a\x14.rlm.v1.GrepResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14rlm/v1/sandbox.proto\x12\x06rlm.v1\"\x84\x01\n\x0eSandboxMessage\x12\x1e\n\x05hello\x18\x01 \x01(\x0b\x32\r.rlm.v1.HelloH\x00\x12$\n\x06result\x18\x02 \x01(\x0b\x32\x12.rlm.v1.CellResultH\x00\x12$\n\x06output\x18\x03 \x01(\x0b\x32\x12.rlm.v1.CellOutputH\x00\x42\x06\n\x04kind\"\x8a\x01\n\x0bHostMessage\x12&\n\x07\x65xecute\x18\x01 \x01(\x0b\x32\x13.rlm.v1.ExecuteCellH\x00\x12*\n\tconfigure\x18\x02 \x01(\x0b\x32\x15.rlm.v1.SessionConfigH\x00\x12\x1f\n\x04\x62ind\x18\x03 \x01(\x0b\x32\x0f.rlm.v1.BindingH\x00\x42\x06\n\x04kind\"3\n\x07\x42inding\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04json\x18\x02 \x01(\t\x12\x0c\n\x04more\x18\x03 \x01(\x08\"s\n\rSessionConfig\x12*\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x19.rlm.v1.ContextDescriptor\x12\x15\n\rsession_token\x18\x02 \x01(\t\x12\x1f\n\x05tools\x18\x03 \x03(\x0b\x32\x10.rlm.v1.ToolSpec\"S\n\x08ToolSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61llable\x18\x03 \x01(\x08\x12\x12\n\nvalue_json\x18\x04 \x01(\t\"\xa0\x02\n\x11\x43ontextDescriptor\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07mounted\x18\x02 \x01(\x08\x12\x12\n\nfile_count\x18\x03 \x01(\x04\x12\x13\n\x0btotal_bytes\x18\x04 \x01(\x04\x12K\n\x12\x66iles_by_extension\x18\x05 \x03(\x0b\x32/.rlm.v1.ContextDescriptor.FilesByExtensionEntry\x12%\n\x07\x65ntries\x18\x06 \x03(\x0b\x32\x14.rlm.v1.ContextEntry\x12\x16\n\x0emax_file_bytes\x18\x07 \x01(\x04\x1a\x37\n\x15\x46ilesByExtensionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"*\n\x0c\x43ontextEntry\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"E\n\x05Hello\x12\x17\n\x0fruntime_version\x18\x01 \x01(\t\x12\x16\n\x0epython_version\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\"x\n\x0b\x45xecuteCell\x12\x0f\n\x07\x63\x65ll_id\x18\x01 \x01(\x04\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x18\n\x10max_output_bytes\x18\x03 \x01(\x04\x12\x19\n\x11read_budget_bytes\x18\x04 \x01(\x04\x12\x15\n\rstream_output\x18\x05 \x01(\x08\";\n\nCellOutput\x12\x0f\n\x07\x63\x65ll_id\x18\x01 \x01(\x04\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"F\n\x0e\x43\x61pturedOutput\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x11\n\ttruncated\x18\x03 \x01(\x08\"=\n\tCellError\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\ttraceback\x18\x03 \x01(\t\"\x92\x02\n\nCellResult\x12\x0f\n\x07\x63\x65ll_id\x18\x01 \x01(\x04\x12&\n\x06stdout\x18\x02 \x01(\x0b\x32\x16.rlm.v1.CapturedOutput\x12&\n\x06stderr\x18\x03 \x01(\x0b\x32\x16.rlm.v1.CapturedOutput\x12 \n\x05\x65rror\x18\x04 \x01(\x0b\x32\x11.rlm.v1.CellError\x12\x11\n\thas_final\x18\x05 \x01(\x08\x12\r\n\x05\x66inal\x18\x06 \x01(\t\x12\x12\n\nduration_s\x18\x07 \x01(\x01\x12\x17\n\x0f\x66inal_truncated\x18\x08 \x01(\x08\x12 \n\x05reads\x18\t \x01(\x0b\x32\x11.rlm.v1.ReadUsage\x12\x10\n\x08restored\x18\n \x03(\t\"9\n\tReadUsage\x12\r\n\x05\x62ytes\x18\x01 \x01(\x04\x12\r\n\x05\x66iles\x18\x02 \x01(\x04\x12\x0e\n\x06opened\x18\x03 \x01(\x04\"C\n\x0fLlmQueryRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\" \n\x10LlmQueryResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\"K\n\x16LlmQueryBatchedRequest\x12\x0f\n\x07prompts\x18\x01 \x03(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\"(\n\x17LlmQueryBatchedResponse\x12\r\n\x05texts\x18\x01 \x03(\t\"7\n\x0fToolCallRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x61rguments_json\x18\x02 \x01(\t\"X\n\x10ToolCallResponse\x12\x15\n\x0bresult_json\x18\x01 \x01(\tH\x00\x12\"\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x11.rlm.v1.ToolErrorH\x00\x42\t\n\x07outcome\"*\n\tToolError\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"?\n\x0fReadFileRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0e\n\x06length\x18\x03 \x01(\x03\"\x19\n\tFileChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"3\n\x10ListFilesRequest\x12\x11\n\tdirectory\x18\x01 \x01(\t\x12\x0c\n\x04glob\x18\x02 \x01(\t\"%\n\x12SearchFilesRequest\x12\x0f\n\x07pattern\x18\x01 \x01(\t\"\x19\n\x08\x46ileList\x12\r\n\x05paths\x18\x01 \x03(\t\"\x1f\n\x0f\x46ileInfoRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\"P\n\x0c\x46ileMetadata\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\r\n\x05lines\x18\x03 \x01(\x03\x12\x15\n\rmodified_unix\x18\x04 \x01(\x01\"\x0e\n\x0cStatsRequest\"\xb8\x01\n\x0c\x43ontextStats\x12\x12\n\nfile_count\x18\x01 \x01(\x04\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x46\n\x12\x66iles_by_extension\x18\x03 \x03(\x0b\x32*.rlm.v1.ContextStats.FilesByExtensionEntry\x1a\x37\n\x15\x46ilesByExtensionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"A\n\x0bGrepRequest\x12\x0f\n\x07pattern\x18\x01 \x01(\t\x12\x0c\n\x04glob\x18\x02 \x01(\t\x12\x13\n\x0bmax_matches\x18\x03 \x01(\r\"<\n\tGrepMatch\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x13\n\x0bline_number\x18\x02 \x01(\r\x12\x0c\n\x04line\x18\x03 \x01(\t\"E\n\x0cGrepResponse\x12\"\n\x07matches\x18\x01 \x03(\x0b\x32\x11.rlm.v1.GrepMatch\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x32\xee\x04\n\x0bSandboxHost\x12:\n\x07Session\x12\x16.rlm.v1.SandboxMessage\x1a\x13.rlm.v1.HostMessage(\x01\x30\x01\x12=\n\x08LlmQuery\x12\x17.rlm.v1.LlmQueryRequest\x1a\x18.rlm.v1.LlmQueryResponse\x12R\n\x0fLlmQueryBatched\x12\x1e.rlm.v1.LlmQueryBatchedRequest\x1a\x1f.rlm.v1.LlmQueryBatchedResponse\x12=\n\x08ToolCall\x12\x17.rlm.v1.ToolCallRequest\x1a\x18.rlm.v1.ToolCallResponse\x12\x38\n\x08ReadFile\x12\x17.rlm.v1.ReadFileRequest\x1a\x11.rlm.v1.FileChunk0\x01\x12\x37\n\tListFiles\x12\x18.rlm.v1.ListFilesRequest\x1a\x10.rlm.v1.FileList\x12;\n\x0bSearchFiles\x12\x1a.rlm.v1.SearchFilesRequest\x1a\x10.rlm.v1.FileList\x12\x39\n\x08\x46ileInfo\x12\x17.rlm.v1.FileInfoRequest\x1a\x14.rlm.v1.FileMetadata\x12\x33\n\x05Stats\x12\x14.rlm.v1.StatsRequest\x1a\x14.rlm.v1.ContextStats\x12\x31\n\x04Grep\x12\x13.rlm.v1.GrepRequest\x1a\x14.rlm.v1.GrepResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -65,47 +65,47 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CELLRESULT']._serialized_start=1288
   _globals['_CELLRESULT']._serialized_end=1562
   _globals['_READUSAGE']._serialized_start=1564
-  _globals['_READUSAGE']._serialized_end=1605
-  _globals['_LLMQUERYREQUEST']._serialized_start=1607
-  _globals['_LLMQUERYREQUEST']._serialized_end=1674
-  _globals['_LLMQUERYRESPONSE']._serialized_start=1676
-  _globals['_LLMQUERYRESPONSE']._serialized_end=1708
-  _globals['_LLMQUERYBATCHEDREQUEST']._serialized_start=1710
-  _globals['_LLMQUERYBATCHEDREQUEST']._serialized_end=1785
-  _globals['_LLMQUERYBATCHEDRESPONSE']._serialized_start=1787
-  _globals['_LLMQUERYBATCHEDRESPONSE']._serialized_end=1827
-  _globals['_TOOLCALLREQUEST']._serialized_start=1829
-  _globals['_TOOLCALLREQUEST']._serialized_end=1884
-  _globals['_TOOLCALLRESPONSE']._serialized_start=1886
-  _globals['_TOOLCALLRESPONSE']._serialized_end=1974
-  _globals['_TOOLERROR']._serialized_start=1976
-  _globals['_TOOLERROR']._serialized_end=2018
-  _globals['_READFILEREQUEST']._serialized_start=2020
-  _globals['_READFILEREQUEST']._serialized_end=2083
-  _globals['_FILECHUNK']._serialized_start=2085
-  _globals['_FILECHUNK']._serialized_end=2110
-  _globals['_LISTFILESREQUEST']._serialized_start=2112
-  _globals['_LISTFILESREQUEST']._serialized_end=2163
-  _globals['_SEARCHFILESREQUEST']._serialized_start=2165
-  _globals['_SEARCHFILESREQUEST']._serialized_end=2202
-  _globals['_FILELIST']._serialized_start=2204
-  _globals['_FILELIST']._serialized_end=2229
-  _globals['_FILEINFOREQUEST']._serialized_start=2231
-  _globals['_FILEINFOREQUEST']._serialized_end=2262
-  _globals['_FILEMETADATA']._serialized_start=2264
-  _globals['_FILEMETADATA']._serialized_end=2344
-  _globals['_STATSREQUEST']._serialized_start=2346
-  _globals['_STATSREQUEST']._serialized_end=2360
-  _globals['_CONTEXTSTATS']._serialized_start=2363
-  _globals['_CONTEXTSTATS']._serialized_end=2547
+  _globals['_READUSAGE']._serialized_end=1621
+  _globals['_LLMQUERYREQUEST']._serialized_start=1623
+  _globals['_LLMQUERYREQUEST']._serialized_end=1690
+  _globals['_LLMQUERYRESPONSE']._serialized_start=1692
+  _globals['_LLMQUERYRESPONSE']._serialized_end=1724
+  _globals['_LLMQUERYBATCHEDREQUEST']._serialized_start=1726
+  _globals['_LLMQUERYBATCHEDREQUEST']._serialized_end=1801
+  _globals['_LLMQUERYBATCHEDRESPONSE']._serialized_start=1803
+  _globals['_LLMQUERYBATCHEDRESPONSE']._serialized_end=1843
+  _globals['_TOOLCALLREQUEST']._serialized_start=1845
+  _globals['_TOOLCALLREQUEST']._serialized_end=1900
+  _globals['_TOOLCALLRESPONSE']._serialized_start=1902
+  _globals['_TOOLCALLRESPONSE']._serialized_end=1990
+  _globals['_TOOLERROR']._serialized_start=1992
+  _globals['_TOOLERROR']._serialized_end=2034
+  _globals['_READFILEREQUEST']._serialized_start=2036
+  _globals['_READFILEREQUEST']._serialized_end=2099
+  _globals['_FILECHUNK']._serialized_start=2101
+  _globals['_FILECHUNK']._serialized_end=2126
+  _globals['_LISTFILESREQUEST']._serialized_start=2128
+  _globals['_LISTFILESREQUEST']._serialized_end=2179
+  _globals['_SEARCHFILESREQUEST']._serialized_start=2181
+  _globals['_SEARCHFILESREQUEST']._serialized_end=2218
+  _globals['_FILELIST']._serialized_start=2220
+  _globals['_FILELIST']._serialized_end=2245
+  _globals['_FILEINFOREQUEST']._serialized_start=2247
+  _globals['_FILEINFOREQUEST']._serialized_end=2278
+  _globals['_FILEMETADATA']._serialized_start=2280
+  _globals['_FILEMETADATA']._serialized_end=2360
+  _globals['_STATSREQUEST']._serialized_start=2362
+  _globals['_STATSREQUEST']._serialized_end=2376
+  _globals['_CONTEXTSTATS']._serialized_start=2379
+  _globals['_CONTEXTSTATS']._serialized_end=2563
   _globals['_CONTEXTSTATS_FILESBYEXTENSIONENTRY']._serialized_start=797
   _globals['_CONTEXTSTATS_FILESBYEXTENSIONENTRY']._serialized_end=852
-  _globals['_GREPREQUEST']._serialized_start=2549
-  _globals['_GREPREQUEST']._serialized_end=2614
-  _globals['_GREPMATCH']._serialized_start=2616
-  _globals['_GREPMATCH']._serialized_end=2676
-  _globals['_GREPRESPONSE']._serialized_start=2678
-  _globals['_GREPRESPONSE']._serialized_end=2747
-  _globals['_SANDBOXHOST']._serialized_start=2750
-  _globals['_SANDBOXHOST']._serialized_end=3372
+  _globals['_GREPREQUEST']._serialized_start=2565
+  _globals['_GREPREQUEST']._serialized_end=2630
+  _globals['_GREPMATCH']._serialized_start=2632
+  _globals['_GREPMATCH']._serialized_end=2692
+  _globals['_GREPRESPONSE']._serialized_start=2694
+  _globals['_GREPRESPONSE']._serialized_end=2763
+  _globals['_SANDBOXHOST']._serialized_start=2766
+  _globals['_SANDBOXHOST']._serialized_end=3388
 # @@protoc_insertion_point(module_scope)

@@ -171,12 +171,14 @@ class CellResult(_message.Message):
     def __init__(self, cell_id: _Optional[int] = ..., stdout: _Optional[_Union[CapturedOutput, _Mapping]] = ..., stderr: _Optional[_Union[CapturedOutput, _Mapping]] = ..., error: _Optional[_Union[CellError, _Mapping]] = ..., has_final: _Optional[bool] = ..., final: _Optional[str] = ..., duration_s: _Optional[float] = ..., final_truncated: _Optional[bool] = ..., reads: _Optional[_Union[ReadUsage, _Mapping]] = ..., restored: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ReadUsage(_message.Message):
-    __slots__ = ("bytes", "files")
+    __slots__ = ("bytes", "files", "opened")
     BYTES_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
+    OPENED_FIELD_NUMBER: _ClassVar[int]
     bytes: int
     files: int
-    def __init__(self, bytes: _Optional[int] = ..., files: _Optional[int] = ...) -> None: ...
+    opened: int
+    def __init__(self, bytes: _Optional[int] = ..., files: _Optional[int] = ..., opened: _Optional[int] = ...) -> None: ...
 
 class LlmQueryRequest(_message.Message):
     __slots__ = ("prompt", "model", "recursive")
