@@ -306,3 +306,4 @@ def test_a_rewording_of_the_query_with_nothing_to_read_counts_as_the_query() -> 
     assert not prompts.is_the_query(f"{city}\n\nname,city\nHugo Rossi,Oslo", city)
     assert not prompts.is_the_query("Summarise this: " + "lorem ipsum " * 20, "Summarise the notes")
     assert not prompts.is_the_query(city, "")
+    assert not prompts.is_the_query("ping", "say ping") and prompts.is_the_query("say ping!", "Say ping")

@@ -112,16 +112,21 @@ def _content_words(text: str) -> set[str]:
 
 
 def is_the_query(prompt: str, query: str) -> bool:
-    """True when a sub-call's prompt is the level's query, or a rewording of it that brings nothing to
-    read: every word of content in it is one of the query's (case, plurals, punctuation and words
-    such as "the", "what", "according" aside), and it is no longer than the query and a line."""
+    """True when a sub-call's prompt is the level's query (case, spacing, quotes and end punctuation
+    aside), or a rewording of it that brings nothing to read: three or more words of content, every
+    one of them the query's (plurals and words such as "the", "what", "according" aside), and no
+    longer than the query and a line. A prompt of one or two words ("ping" for "say ping") is no
+    rewording."""
+
+    def norm(text: str) -> str:
+        return " ".join(text.lower().split()).strip(" \"'?.!:")
+
+    if not query.strip():
+        return False
+    if norm(prompt) == norm(query):
+        return True
     words = _content_words(prompt)
-    return (
-        bool(query.strip())
-        and bool(words)
-        and len(prompt) <= len(query) + 80
-        and words <= _content_words(query)
-    )
+    return len(words) >= 3 and len(prompt) <= len(query) + 80 and words <= _content_words(query)
 
 
 ECHOED = (
