@@ -33,7 +33,6 @@ from orchestrator.config import Runtime, SandboxConfig, SandboxLimits
 from orchestrator.sandbox import SandboxManager
 from orchestrator.sandbox import manager as manager_module
 from orchestrator.sandbox.docker_backend import DockerBackend
-from orchestrator.settings import PoolProfile, PoolSettings
 
 STEPS = ("prepared", "mounted", "session", "done")
 _request: contextvars.ContextVar[int] = contextvars.ContextVar("request", default=-1)
@@ -79,14 +78,7 @@ async def run(runtime: str, burst: int, rounds: int, admit: int | None) -> list[
     limits = SandboxLimits(cell_timeout_s=60)
     config = SandboxConfig(runtime=rt, limits=limits, runtimes=tuple(dict.fromkeys((Runtime.RUNC, rt))))
     context = pool_bench._context()
-    settings = PoolSettings(
-        enabled=True,
-        min=burst,
-        max=burst,
-        per_tenant_share=1.0,
-        start_concurrency=2,
-        profiles=(PoolProfile(runtime=rt, limits=limits),),
-    )
+    settings = pool_bench.burst_pool(rt, limits, burst)
     gate_size = admit or burst
     results = []
     async with SandboxManager(config) as manager:

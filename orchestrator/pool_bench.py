@@ -67,6 +67,18 @@ def _context() -> str:
     return str(root)
 
 
+def burst_pool(runtime: Runtime, limits: SandboxLimits, burst: int) -> PoolSettings:
+    """The pool a burst is measured on: `burst` idle sandboxes of one profile, one tenant may take all."""
+    return PoolSettings(
+        enabled=True,
+        min=burst,
+        max=burst,
+        per_tenant_share=1.0,
+        start_concurrency=2,
+        profiles=(PoolProfile(runtime=runtime, limits=limits),),
+    )
+
+
 def container_cpu_us(container_id: str) -> int:
     """CPU the container has used so far, from its cgroup (v2 or v1, as Docker lays them out)."""
     for pattern, unit in (
@@ -178,15 +190,7 @@ async def measure(
     async with SandboxManager(config) as manager:
         warm: WarmPool | None = None
         if pool == "warm":
-            settings = PoolSettings(
-                enabled=True,
-                min=burst,
-                max=burst,
-                per_tenant_share=1.0,
-                start_concurrency=2,
-                profiles=(PoolProfile(runtime=rt, limits=limits),),
-            )
-            warm = manager.use_pool(settings)
+            warm = manager.use_pool(burst_pool(rt, limits, burst))
             await warm.start()
             await wait_settled(warm, burst, fill_timeout_s)
             idle_cpu = await idle_cpu_ms_per_s(warm)

@@ -354,9 +354,8 @@ class Run:
 
     def _unread(self, level: _Level) -> bool:
         """Nothing of the context's content was read yet: no file opened by this level's cells, no byte
-        served by the store (read_file, grep over the socket or the mount)."""
-        if level.session is not None and level.session.files_opened:
-            level.read_files = True
+        served by the store (read_file, grep over the socket or the mount); read_files is kept by
+        _run_blocks, cell by cell (a replaced sandbox's count starts again at 0)."""
         return level.over_files and not level.read_files and self.store.usage.bytes_read == 0
 
     async def _loop(self, query: str, level: _Level, model: str) -> tuple[str | None, RunStatus]:
