@@ -207,7 +207,7 @@ async def test_a_tool_the_code_overwrites_is_restored_and_calls_count_against_th
     tools = {"double": lambda x: x * 2, "CONFIG": {"k": 1}}
     result, provider = await _run(runtime, replies, tools, max_subcalls=1)
     second = result.trajectory.iterations[1].cells[0]
-    assert "`double` belong to the REPL and were restored" in provider.requests[1].last_user
+    assert "`double` belongs to the REPL and was restored" in provider.requests[1].last_user
     assert second.stdout == "4 mine\nlimited\n"
     assert result.status == "max_subcalls" and "sub-calls" in (result.trajectory.error or "")
 

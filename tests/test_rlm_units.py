@@ -246,6 +246,26 @@ def test_a_mounted_directory_is_described_as_files_to_open() -> None:
     assert prompts.EXAMPLE in served and prompts.EXAMPLE in mounted
 
 
+def test_a_reply_that_parrots_the_instructions_is_recognised() -> None:
+    """Each sentence the echo check looks for is in the system prompt as sent (in whatever case the
+    prompt writes it), so a reply that copies the prompt back is caught; the worked example alone is
+    code to learn from, not an echo."""
+    system = _system(paths=PATHS)
+    for marker in prompts._ECHO_MARKERS:
+        start = system.casefold().index(marker.casefold())
+        assert prompts.echoes_instructions("Sure.\n" + system[start : start + len(marker)] + " ...")
+    assert not prompts.echoes_instructions(prompts.EXAMPLE)
+
+
+def test_the_worked_example_reads_a_file_and_counts_the_lines_found() -> None:
+    """A small model copies the example block for block: it looks at a file's lines before it
+    counts, and counts lines found (len(hits)), the answer to most questions of its form."""
+    blocks = prompts.EXAMPLE_BLOCKS
+    assert "read_file(" in blocks[1] and "splitlines()" in blocks[1]
+    assert "FINAL(" in blocks[-1] and "len(hits)" in blocks[-1]
+    assert prompts.EXAMPLE_QUERY in _system(paths=PATHS)
+
+
 def test_the_listing_names_the_first_paths_and_how_many_more() -> None:
     many = [f"f{i:03}.txt" for i in range(prompts.LISTED_PATHS)]
     text = prompts.listing(many, 1000)
@@ -264,6 +284,17 @@ def test_feedback_ends_with_what_to_write_next() -> None:
     failed = CellResult(CellStatus.ERROR, error=CellError("KeyError", "'x'", "KeyError: 'x'"))
     assert cell_feedback([("a", ok)], 100).endswith(prompts.NEXT_AFTER_OUTPUT)
     assert cell_feedback([("a", ok), ("b", failed)], 100).endswith(prompts.NEXT_AFTER_ERROR)
+
+
+def test_the_feedback_says_which_reserved_names_were_restored() -> None:
+    """Recorded: `context = list_files("orders/")`, then FINAL(len(context)) in the next reply counted
+    the whole context. The feedback says `context` is the whole context again; the grammar follows
+    the count of names."""
+    one = cell_feedback([("a", CellResult(CellStatus.OK, restored=("context",)))], 1000)
+    assert "`context` belongs to the REPL and was restored" in one
+    assert "`context` is the whole context again" in one
+    two = cell_feedback([("a", CellResult(CellStatus.OK, restored=("grep", "FINAL")))], 1000)
+    assert "`grep`, `FINAL` belong to the REPL and were restored" in two and "whole context" not in two
 
 
 def test_a_missing_file_in_a_mounted_context_gets_a_hint() -> None:
@@ -307,3 +338,12 @@ def test_a_rewording_of_the_query_with_nothing_to_read_counts_as_the_query() -> 
     assert not prompts.is_the_query("Summarise this: " + "lorem ipsum " * 20, "Summarise the notes")
     assert not prompts.is_the_query(city, "")
     assert not prompts.is_the_query("ping", "say ping") and prompts.is_the_query("say ping!", "Say ping")
+
+
+def test_the_first_message_names_the_first_move_without_inviting_context_assignments() -> None:
+    """Told to "look at the context's structure", the 1.5B model wrote `context = ...`: the first
+    message says what to do as the example does, for a directory, and how to look at a text."""
+    over_files = prompts.query_message("How many?", files=True)
+    assert over_files.startswith("The query: How many?\n\n") and "print a few of their lines" in over_files
+    assert "structure" not in over_files
+    assert "print a part of `context`" in prompts.query_message("How many?", files=False)

@@ -375,7 +375,8 @@ class Run:
         )
         # A session's contexts and histories are told with the query, as the official RLM's turn prompt does.
         session = self.root.note() if level.depth == 0 and self.root is not None else ""
-        asked = prompts.query_message(query) + (f"\n\n{session}" if session else "")
+        asked = prompts.query_message(query, files=level.over_files)
+        asked += f"\n\n{session}" if session else ""
         messages = level.messages = [Message("system", system), Message("user", asked)]
         idle = 0  # replies in a row with neither code nor a final answer (or repeats of an earlier one)
         earlier: set[str] = set()  # the replies so far, stripped

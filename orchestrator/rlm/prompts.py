@@ -32,9 +32,9 @@ answer["content"] and answer["ready"] = True). Do not guess: check with code fir
 finds nothing, look again another way before you answer. `context` and the functions above are the
 REPL's: keep your own values in other names (they are restored after each block).
 
-An example, for ANOTHER question and context ("How many invoices mention a refund?" over a directory
-of invoices): look, compute, print, and only then answer from what was printed. Write your own code
-for your query and your context; do not copy this:
+An example, for ANOTHER question and context ("{example_query}" over a directory
+of invoices): look at the files and their lines, compute, print, and answer from what was printed.
+Write your own code for your query and your context; do not copy this:
 {example}
 """
 
@@ -48,13 +48,18 @@ MOUNTED = (
 LISTED_PATHS = 40
 
 # The worked example in the system prompt (the official implementation's prompt carries examples too).
-# Measured with the real-model tier: a plain-Python example for mounted contexts (os.walk, glob, open)
-# scored 0 of 7 against 2 to 3 of 12 for this one (a small model then lists the top directory only).
+# A small model copies it block for block, renaming little (recorded: the 1.5B model answered "how many
+# lines contain 'card declined'" with the example's count of files, `sorted({h["path"] ...})`), so it
+# shows the moves that are right most often: list, look at a file's lines (its format, and a file was
+# read), grep and count the lines found, answer from what was printed. Measured with the real-model
+# tier: a plain-Python example for mounted contexts (os.walk, glob, open) scored 0 of 7 against 2 to 3
+# of 12 for the API's (a small model then lists the top directory only).
+EXAMPLE_QUERY = "How many lines of the invoices mention a refund?"
 EXAMPLE_BLOCKS = (
-    "files = list_files()\nprint(len(files), files[:5])\n",
+    'files = list_files("invoices")\nprint(len(files), files[:5])\n',
+    "lines = read_file(files[0]).splitlines()\nprint(len(lines), lines[:5])\n",
     'hits = grep(r"refund", glob="invoices/*.txt")\nprint(len(hits), hits[:3])\n',
-    'refunded = sorted({h["path"] for h in hits})\nprint(len(refunded))\n',
-    'FINAL(f"{len(refunded)} invoices mention a refund")\n',
+    'FINAL(f"{len(hits)} lines of the invoices mention a refund")\n',
 )
 EXAMPLE = "\n".join(f"```repl\n{block}```" for block in EXAMPLE_BLOCKS)
 
@@ -145,7 +150,8 @@ _ECHO_MARKERS = (
 
 def echoes_instructions(reply: str) -> bool:
     """True when the reply repeats the system prompt's own text instead of working on the query."""
-    return any(marker in reply for marker in _ECHO_MARKERS)
+    folded = reply.casefold()
+    return any(marker.casefold() in folded for marker in _ECHO_MARKERS)
 
 
 def describe(shape: ContextShape) -> str:
@@ -167,7 +173,7 @@ def context_help(shape: ContextShape) -> str:
         "list": "a list of str",
         "mapping": "a dict of name -> str",
         "json": "the value itself (numbers, lists and dicts, as decoded from JSON)",
-    }.get(shape.kind, "a lazy view of the files: len(context), context.files, context[path]")
+    }.get(shape.kind, "the files, read-only: context[path] is a file's text, context.files their paths")
 
 
 def listing(paths: Sequence[str], total: int) -> str:
@@ -207,11 +213,21 @@ def system_prompt(
         recursion=recursion,
         max_output=max_output,
         example=EXAMPLE,
+        example_query=EXAMPLE_QUERY,
     ) + (f"\n{query_note}\n" if query_note else "")
 
 
-def query_message(query: str) -> str:
-    return f"The query: {query}\n\nStart by looking at the context's structure with code."
+def query_message(query: str, *, files: bool = True) -> str:
+    """The first user message. `files`: the context is a directory (else a text, list or dict)."""
+    # Recorded: told to "look at the context's structure", the 1.5B model wrote `context = ...` (and
+    # then answered from the REPL's restored `context`); the first move is said as the example's.
+    first = (
+        "Start with code, as the example does: list the files the query is about, and print a few of "
+        "their lines."
+        if files
+        else "Start with code: print a part of `context` to see its format."
+    )
+    return f"The query: {query}\n\n{first}"
 
 
 # An answer given before any code read the context's files (recorded from the 1.5B model: "The runbook
@@ -221,6 +237,23 @@ UNREAD_ANSWER = (
     "names), so it is a guess. Read or grep the files the query is about, print what they hold, then "
     "give FINAL again."
 )
+
+
+def restored_note(names: Sequence[str]) -> str:
+    """What the model hears when a block assigned the REPL's own names (recorded from the 1.5B model:
+    `context = list_files("orders/")` in one reply, `FINAL(len(context))` in the next, which counted
+    the whole context's files): the names are the REPL's again, and its values are gone."""
+    quoted = ", ".join(f"`{name}`" for name in names)
+    one = len(names) == 1
+    what = (
+        "`context` is the whole context again, not the value your block gave it; "
+        if "context" in names
+        else ""
+    )
+    return (
+        f"[{quoted} {'belongs' if one else 'belong'} to the REPL and {'was' if one else 'were'} "
+        f"restored after this block: {what}keep your own values in other variables, such as `files`]"
+    )
 
 
 def cell_feedback(
@@ -249,11 +282,7 @@ def cell_feedback(
         if result.stdout.truncated:
             body += f"\n[output cut by the sandbox: {result.stdout.total_bytes:,} bytes were written]"
         if result.restored:
-            names = ", ".join(f"`{name}`" for name in result.restored)
-            body += (
-                f"\n[{names} belong to the REPL and were restored after this block: keep your own "
-                "values in other variables]"
-            )
+            body += "\n" + restored_note(result.restored)
         if (
             result.error is not None
             and result.error.type == "NameError"
