@@ -49,6 +49,9 @@ max_output_chars = 4000
 # The 1.5B model answers from the file names alone ("The runbook does not mention 'upstream 502'"
 # after listing the files): such an answer is sent back once to be checked by reading.
 check_unread_answers = true
+# An answer that says nothing was found ("0 lines ...", "No WARN lines found") is sent back once too:
+# the model counts with code that finds nothing (a loop over a str's characters) and believes the 0.
+check_empty_answers = true
 
 [endpoints.default]
 request_timeout_s = {request_timeout}

@@ -177,8 +177,9 @@ def _add_run_parser(sub: Any) -> None:
         "--check-answers",
         action="store_true",
         default=None,
-        help="an answer given before any code read a file of the context is sent back once to be "
-        "checked by reading (run.check_unread_answers; for small models)",
+        help="an answer given before any code read a file of the context, or one that says nothing "
+        "was found, is sent back once to be checked (run.check_unread_answers and "
+        "run.check_empty_answers; for small models)",
     )
     rlm.add_argument(
         "--stream-replies",

@@ -121,6 +121,11 @@ class RLMConfig:
     # (or, if none comes, this one). Off by default, as in the official RLM (whose semantics the
     # engine keeps); on for small models (the demo and the real-model tier turn it on).
     check_unread_answers: bool = False
+    # An answer that says nothing was found ("0 lines ...", "No WARN lines found", "not found"), is
+    # sent back once to be checked against a few printed lines of the files (the 1.5B model counts
+    # with code that finds nothing, e.g. a loop over a str's characters, and believes the 0). Off by
+    # default, for the same reason; `rlm run --check-answers` turns on both checks.
+    check_empty_answers: bool = False
 
     def __post_init__(self) -> None:
         _check(bool(self.root_model), "a root model is required")

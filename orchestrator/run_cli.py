@@ -93,7 +93,10 @@ def with_flags(settings: Settings, args: argparse.Namespace) -> Settings:
                 f"runtime {str(runtime)!r} is not offered here (sandbox.runtimes: {offered})"
             )
         sandbox = replace(sandbox, runtime=runtime)
-    run = replace(settings.run, **_given(args, _RUN_FLAGS))
+    run_fields = _given(args, _RUN_FLAGS)
+    if "check_unread_answers" in run_fields:  # --check-answers turns on both answer checks
+        run_fields["check_empty_answers"] = run_fields["check_unread_answers"]
+    run = replace(settings.run, **run_fields)
     endpoints = tuple(replace(e, **_given(args, _ENDPOINT_FLAGS)) for e in settings.endpoints)
     return replace(settings, sandbox=sandbox, run=run, endpoints=endpoints)
 

@@ -503,6 +503,43 @@ async def test_an_unread_answer_stands_when_no_other_comes(tmp_path: Path, conte
     assert (over_text.answer, over_text.metadata.iterations) == ("2", 1)
 
 
+async def test_an_answer_that_found_nothing_is_sent_back_once(tmp_path: Path, context_dir: Path) -> None:
+    """Recorded from the 1.5B model: it counts over read_file()'s characters, finds 0 and answers
+    "0 lines ...". With check_empty_answers that answer is sent back once, after the output, with
+    why; the next answer is taken, even if it again finds nothing (the check is made once)."""
+    told: list[str] = []
+    count = "n = len([ln for ln in read_file('hello.txt') if 'hello' in ln])\nprint(n)\n"
+    replies = iter(
+        [
+            repl(count + "FINAL(f'{n} lines')"),
+            repl("print(read_file('hello.txt').splitlines()[:3])\nFINAL('no such line was found')"),
+        ]
+    )
+
+    def script(seen: Seen, index: int) -> str:
+        told.append(seen.last_user)
+        return next(replies)
+
+    async with _orch(tmp_path, script, run={"check_empty_answers": True}) as orch:
+        result = await orch.run(context=context_dir, query="how many lines say hello?")
+        assert (result.status, result.answer) == (RunStatus.COMPLETED, "no such line was found")
+        assert told[1].startswith("Output of block 1:\n0\n") and told[1].endswith(prompts.EMPTY_ANSWER)
+        assert result.metadata.iterations == 2
+
+
+@pytest.mark.parametrize("check", ["check_empty_answers", None])
+async def test_a_found_answer_or_an_unchecked_run_is_taken_at_once(
+    tmp_path: Path, context_dir: Path, check: str | None
+) -> None:
+    """An answer that found something is taken at once; with the check off (the default), so is one
+    that found nothing, as in the official RLM."""
+    for answer, held in (("3 lines", False), ("0 lines", check is not None)):
+        script = _turns(repl(f"print(read_file('hello.txt'))\nFINAL({answer!r})"), repl("FINAL('again')"))
+        async with _orch(tmp_path, script, run={check: True} if check else {}) as orch:
+            result = await orch.run(context=context_dir, query="q")
+        assert result.answer == ("again" if held else answer)
+
+
 async def test_llm_query_of_the_query_itself_is_refused(tmp_path: Path, context_dir: Path) -> None:
     """llm_query(the query) asks a model that never sees the context (a small model's habit): the
     code gets an "Error: ..." string saying so, no model is asked, and no sub-call is spent."""

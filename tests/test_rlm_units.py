@@ -347,3 +347,30 @@ def test_the_first_message_names_the_first_move_without_inviting_context_assignm
     assert over_files.startswith("The query: How many?\n\n") and "print a few of their lines" in over_files
     assert "structure" not in over_files
     assert "print a part of `context`" in prompts.query_message("How many?", files=False)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "0",
+        "0 lines of logs/server.log contain the error code E-1729",  # recorded, from a loop over chars
+        "No WARN lines found in logs/app-2026-11-02.log",  # recorded, with no file read
+        "No log lines have the level ERROR",  # recorded
+        "The vault access code written in the meeting notes is not found.",  # recorded
+        "The runbook does not mention 'upstream 502'",  # recorded
+        "there is no runbook provided in the given context",  # recorded
+        "None.",
+        "I could not find it",
+    ],
+)
+def test_an_answer_that_says_nothing_was_found_is_recognised(answer: str) -> None:
+    assert prompts.finds_nothing(answer)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["60", "57 log lines contain 'card declined'", "No, it restarted twice", "0.5", "Oslo", "QX-8411",
+     "Run the health check, then restart the gateway", "nonexistent? no: 5 files"],
+)  # fmt: skip
+def test_an_answer_that_found_something_is_not_taken_for_nothing(answer: str) -> None:
+    assert not prompts.finds_nothing(answer)

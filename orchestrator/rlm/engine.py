@@ -97,7 +97,8 @@ class _Level:
     history: list[object] = field(default_factory=list)  # what compaction took out, and its summaries
     over_files: bool = False  # its context is a directory (read through the API or the mount)
     read_files: bool = False  # a cell of this level opened a file of the context
-    unread_answer: str | None = None  # an answer given before anything was read, held while checked
+    held_answer: str | None = None  # an answer sent back to be checked; it stands if no other comes
+    checked: set[str] = field(default_factory=set)  # the answer checks done (each is made once)
 
     @property
     def mounted(self) -> bool:
@@ -347,10 +348,23 @@ class Run:
 
     async def _iterate(self, query: str, level: _Level, model: str) -> tuple[str | None, RunStatus]:
         answer, status = await self._loop(query, level, model)
-        if answer is None and level.unread_answer is not None:
+        if answer is None and level.held_answer is not None:
             # Asked to check its answer, the model gave no other: the one it gave stands.
-            return level.unread_answer, RunStatus.COMPLETED if status is RunStatus.STALLED else status
+            return level.held_answer, RunStatus.COMPLETED if status is RunStatus.STALLED else status
         return answer, status
+
+    def _answer_check(self, answer: str, level: _Level) -> str | None:
+        """What to tell the model when its answer is sent back to be checked, or None when it is
+        taken. Each check is made once a level, for small models (both off by default): an answer over
+        a directory given before any code read a file of it, and an answer that says nothing was found
+        (code that looks in the wrong place, or for the wrong text, finds nothing too)."""
+        if self.config.check_unread_answers and "unread" not in level.checked and self._unread(level):
+            level.checked.add("unread")
+            return prompts.UNREAD_ANSWER
+        if self.config.check_empty_answers and "empty" not in level.checked and prompts.finds_nothing(answer):
+            level.checked.add("empty")
+            return prompts.EMPTY_ANSWER
+        return None
 
     def _unread(self, level: _Level) -> bool:
         """Nothing of the context's content was read yet: no file opened by this level's cells, no byte
@@ -420,10 +434,10 @@ class Run:
             messages.append(Message("assistant", reply))
             results, answer = await self._answer(reply, level)
             if answer is not None and answer.strip():
-                checked = not self.config.check_unread_answers or level.unread_answer is not None
-                if checked or not self._unread(level):
+                check = self._answer_check(answer, level)
+                if check is None:
                     return answer, RunStatus.COMPLETED
-                level.unread_answer = answer  # asked once to check it; the next FINAL is taken
+                level.held_answer = answer  # sent back to be checked; the next FINAL is taken
                 messages.append(
                     Message(
                         "user",
@@ -431,10 +445,10 @@ class Run:
                             results,
                             self.config.max_output_chars,
                             mounted=level.mounted,
-                            next_step=prompts.UNREAD_ANSWER,
+                            next_step=check,
                         )
                         if results
-                        else prompts.UNREAD_ANSWER,
+                        else check,
                     )
                 )
                 idle = 0

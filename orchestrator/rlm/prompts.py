@@ -239,6 +239,35 @@ UNREAD_ANSWER = (
 )
 
 
+# An answer that says nothing was found (recorded from the 1.5B model: "0 lines of logs/server.log
+# contain the error code E-1729" from a loop over read_file()'s characters, "No WARN lines found in
+# logs/app-2026-11-02.log" with no file read, "The vault access code ... is not found.").
+EMPTY_ANSWER = (
+    "That answer is not taken yet: it says nothing was found, and code that looks in the wrong place "
+    "or for the wrong text finds nothing too. Print a few lines of the files the query is about to see "
+    "how they are written, check your code against them (read_file() returns one str: "
+    ".splitlines() gives its lines), then give FINAL again (the same answer, if it stands)."
+)
+_NONE_ANSWERS = frozenset(("0", "[]", "{}", "()", "none", "null", "nothing", "n/a", "unknown", "not found"))
+_NOTHING_FOUND = re.compile(
+    r"^\W*(?:(?:0|zero|none|nothing)\b(?![.,]?\d)|no\s+\w)"  # "0 lines ...", "No WARN lines ..."
+    r"|\bnot\s+(?:be\s+)?(?:found|mentioned|listed|present|given)\b"
+    r"|\b(?:no|zero)\s+(?:\S+\s+){0,4}?(?:found|match(?:es|ed)?|mentions?)\b"
+    r"|\bthere\s+(?:is|are|were|was)\s+no\b"
+    r"|\b(?:does|do|did)\s*(?:not|n't)\s+(?:mention|contain|say|list|include|have)\b"
+    r"|\b(?:cannot|can't|could\s*(?:not|n't)|unable\s+to)\s+(?:be\s+)?(?:find|found|determine|locate)",
+    re.IGNORECASE,
+)
+
+
+def finds_nothing(answer: str) -> bool:
+    """True when an answer says that nothing was found: a count of 0 ("0", "0 lines ..."), "none",
+    "not found", "no ... found", "there is no ...", "does not mention", "could not determine". A
+    yes/no answer ("No, it restarted twice") and a figure that starts with 0 ("0.5") are answers."""
+    text = answer.strip()
+    return text.casefold().strip(" .!") in _NONE_ANSWERS or bool(_NOTHING_FOUND.search(text))
+
+
 def restored_note(names: Sequence[str]) -> str:
     """What the model hears when a block assigned the REPL's own names (recorded from the 1.5B model:
     `context = list_files("orders/")` in one reply, `FINAL(len(context))` in the next, which counted
