@@ -374,3 +374,23 @@ def test_an_answer_that_says_nothing_was_found_is_recognised(answer: str) -> Non
 )  # fmt: skip
 def test_an_answer_that_found_something_is_not_taken_for_nothing(answer: str) -> None:
     assert not prompts.finds_nothing(answer)
+
+
+@pytest.mark.parametrize(
+    ("query", "move"),
+    [
+        ("What does the runbook say to do about an 'upstream 502'?", "grep(r'upstream 502')"),
+        ("In which city does Hugo Rossi live, according to the staff list?", "grep(r'Hugo Rossi')"),
+        ("How many lines of logs/server.log contain the error code E-1729?",
+         "read_file('logs/server.log').splitlines()"),
+        ("How many log lines have the level ERROR?", "grep(r'ERROR')"),
+        ("How many files are in the orders directory?", ""),
+    ],
+)  # fmt: skip
+def test_a_refused_llm_query_names_a_first_move_from_the_query(query: str, move: str) -> None:
+    """Recorded: refused, the 1.5B model sent the same llm_query(the query) again and again. The
+    refusal names code to start with, from the query's own words: the file it names, the text it
+    quotes, a name or code in it; else the generic first move."""
+    assert prompts.first_move(query) == move
+    told = prompts.query_as_prompt(query)
+    assert (f"for example, {move}" in told) if move else ("list_files(), then read_file()" in told)

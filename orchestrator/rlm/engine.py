@@ -660,8 +660,10 @@ class SubCallHandler:
         chosen = self._model(model)
         recursive = recursive or run.config.recursive_llm_query
         deeper = recursive and level.depth + 1 < run.config.max_depth
-        if not deeper and prompts.is_the_query(prompt, level.query):
-            raise InvalidInputError(prompts.QUERY_AS_PROMPT)  # refused before it costs a sub-call
+        if not deeper and prompts.is_the_query(prompt, level.query):  # refused before it costs a sub-call
+            raise InvalidInputError(
+                prompts.query_as_prompt(level.query)
+            )  # refused before it costs a sub-call
         try:
             run.budget.take_subcall()
         except RunLimitError as exc:

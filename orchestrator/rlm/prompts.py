@@ -98,9 +98,38 @@ MISSING_PATH = (
 # Paris"), which the model then gives as its answer.
 QUERY_AS_PROMPT = (
     "this prompt is the query itself (or the query reworded) with nothing to read, and the model "
-    "llm_query asks never sees the context: read the files with code, and pass llm_query the text it "
-    "must read with your question"
+    "llm_query asks never sees the context: read the files with code{hint}, and pass llm_query the "
+    "text it must read with your question"
 )
+# Recorded: refused, the 1.5B model sends the same llm_query again and again; a first move named from
+# the query's own words gets it reading.
+_QUOTED = re.compile("'([^']{2,60})'|\"([^\"]{2,60})\"")
+_PATH = re.compile(r"(?<![\w/.-])[\w.-]+(?:/[\w.-]+)*\.[A-Za-z0-9]{1,5}\b|(?<![\w/.-])[\w.-]+(?:/[\w.-]+)+")
+_NAME = re.compile(r"(?<!^)(?<![.?!] )\b([A-Z][\w-]*(?:\s+[A-Z][\w-]*)*)")
+
+
+def first_move(query: str) -> str:
+    """Code to start with for a query, from its own words: read the file it names, else grep for
+    the text it quotes, or for a name or code in it (a capitalised word past the first, "E-1729");
+    "" when the query has none."""
+    path = _PATH.search(query)
+    if path and "." in path.group(0).rsplit("/", 1)[-1]:
+        return f"read_file({path.group(0)!r}).splitlines()"
+    quoted = _QUOTED.search(query)
+    if quoted:
+        return f"grep(r{(quoted.group(1) or quoted.group(2))!r})"
+    coded = re.search(r"\b[A-Za-z]+-\d[\w-]*\b|\b[A-Z]{2,}\b", query)
+    named = _NAME.search(query.strip())
+    word = coded.group(0) if coded else named.group(1) if named else ""
+    return f"grep(r{word!r})" if word else ""
+
+
+def query_as_prompt(query: str) -> str:
+    """Why llm_query(the query) was refused, with a first move for this query."""
+    move = first_move(query)
+    hint = f"here, for example, {move}" if move else "list_files(), then read_file() of the files it is about"
+    return QUERY_AS_PROMPT.format(hint=f" ({hint})")
+
 
 # Words that carry no content of their own, for telling a rewording of the query from a prompt that
 # brings something to read.
