@@ -59,6 +59,9 @@ max_retries = 1
 # llama.cpp's server stops generating a reply when its client leaves only when it streams: without,
 # a reply the request timeout gave up on goes on, and the retry (and the next question) waits.
 stream = true
+# The model can fall into writing one block and its explanation over and over until max_tokens (950
+# tokens, 70 to 90 s a reply here): such a reply is read no further than one turn of its loop.
+stop_repeating = true
 """
 
 

@@ -188,6 +188,13 @@ def _add_run_parser(sub: Any) -> None:
         help="ask the endpoint for every reply as a stream (endpoints.*.stream): a server that stops "
         "generating when its client leaves (llama.cpp) then stops a reply the request timeout gave up on",
     )
+    rlm.add_argument(
+        "--stop-repeating",
+        action="store_true",
+        default=None,
+        help="a streamed reply that starts looping (the same paragraph a third time) is read no "
+        "further, one turn of it kept (endpoints.*.stop_repeating; with --stream-replies; for small models)",
+    )
     limits = rlm.add_argument_group("limits (each default: the setting named, and its built-in value)")
     for flag, kind, metavar, text in _RUN_LIMIT_FLAGS:
         limits.add_argument(flag, type=kind, metavar=metavar, help=text)

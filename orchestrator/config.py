@@ -171,6 +171,10 @@ class LLMEndpoint:
     # when its client goes away (llama.cpp's) then stops a reply the request timeout gave up on,
     # instead of generating it on while the retry waits behind it.
     stream: bool = False
+    # A streamed reply that has started looping (its last 200 characters come a third time, the turns
+    # between them the same) is read no further: one turn of the loop is kept (llm/loops.py). For
+    # small models at a low temperature; needs `stream`.
+    stop_repeating: bool = False
     api_key: str = field(default="", repr=False)  # the resolved key: never shown, logged or put in a file
 
     def __post_init__(self) -> None:
@@ -178,6 +182,10 @@ class LLMEndpoint:
         _check(0 <= self.max_retries <= 10, "max retries must be between 0 and 10")
         _check(bool(self.name), "an endpoint needs a name")
         _check(all(self.models), "a model name must not be empty")
+        _check(
+            self.stream or not self.stop_repeating,
+            f"endpoints.{self.name}.stop_repeating needs stream = true (a loop is seen as the reply streams)",
+        )
 
 
 @dataclass(frozen=True, slots=True)

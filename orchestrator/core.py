@@ -261,4 +261,5 @@ def _openai_provider(endpoint: LLMEndpoint) -> LLMProvider:
         request_timeout_s=endpoint.request_timeout_s,
         retry=RetryPolicy(max_retries=endpoint.max_retries),
         stream=endpoint.stream,
+        stop_repeating=endpoint.stop_repeating,
     )

@@ -72,6 +72,7 @@ _ENDPOINT_FLAGS: dict[str, tuple[str, Any]] = {
     "request_timeout": ("request_timeout_s", float),
     "retries": ("max_retries", int),
     "stream_replies": ("stream", bool),
+    "stop_repeating": ("stop_repeating", bool),
 }
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from orchestrator.config import LLMEndpoint
-from orchestrator.errors import LLMError
+from orchestrator.errors import InvalidInputError, LLMError
 from orchestrator.llm import LLMProvider, Message, OpenAIProvider, RetryPolicy, Usage
 from orchestrator.llm.routing import RoutingProvider
 
@@ -403,3 +403,29 @@ async def test_scripted_provider_calls_are_in_flight_together() -> None:
     fake = ScriptedProvider(lambda seen, i: seen.last_user.upper())
     texts = await asyncio.gather(*(fake.complete(_user(w), model="m") for w in ["a", "b", "c"]))
     assert [t.text for t in texts] == ["A", "B", "C"] and fake.max_in_flight == 3
+
+
+async def test_a_looping_stream_is_read_no_further_than_one_turn(caplog: pytest.LogCaptureFixture) -> None:
+    """stop_repeating (for small models): a streamed reply that writes the same paragraph again and
+    again (recorded from the 1.5B model, three copies of one block in 950 tokens) is read until its
+    loop is plain, one turn of it kept, and the stream closed; a reply that does not loop is whole."""
+    turn = "```repl\nprint(sum(amounts))\n```\nThe output will show the total of the amount column.\n"
+    looping = "First I read the file.\n" + turn * 40
+    varied = "".join(f"line {n}: {LONG}\n" for n in range(30))  # alike, but no two lines the same
+    with FakeLLM(lambda seen, i: looping if seen.last_user == "loop" else varied) as fake:
+        provider = OpenAIProvider(base_url=fake.url, api_key="sk-test", retry=FAST, stop_repeating=True)
+        listener = Listener()
+        with caplog.at_level(logging.WARNING, logger="orchestrator.llm"):
+            cut = await provider.complete(_user("loop"), model="m", on_text=listener.text)
+            whole = await provider.complete(_user("plain"), model="m", on_text=Listener().text)
+        await provider.aclose()
+    assert cut.text == "First I read the file.\n" + turn and cut.attempts == 1
+    assert len(listener.shown) < len(looping) // 4  # the rest of the loop was never read
+    assert whole.text == varied
+    assert caplog.text.count("started looping") == 1
+
+
+def test_stop_repeating_needs_a_streaming_endpoint() -> None:
+    with pytest.raises(InvalidInputError, match="stop_repeating needs stream"):
+        LLMEndpoint(name="local", stop_repeating=True)
+    assert LLMEndpoint(name="local", stream=True, stop_repeating=True).stop_repeating

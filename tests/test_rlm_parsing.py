@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from orchestrator.llm.loops import loop_end
 from orchestrator.rlm.parsing import ProseFinal, code_blocks, prose_final, unquoted_final
 
 
@@ -124,3 +125,25 @@ def test_a_block_of_final_with_unquoted_prose_is_that_text() -> None:
         unquoted_final("x = 1\nFINAL(6 files)") is None and unquoted_final("FINAL(a b) + FINAL(c d)") is None
     )
     assert unquoted_final("Final(6 files)") == "6 files" and unquoted_final("FINAL( )") is None
+
+
+def test_a_reply_that_loops_ends_after_one_turn_of_its_loop() -> None:
+    """Recorded: the 1.5B model wrote one block and its explanation three times over (950 tokens,
+    70 s). Read as it streams, the loop is plain once its last 200 characters have come three times:
+    the kept reply holds the block and its explanation once, and the block is what runs."""
+    reply = _recorded("tier-5f6ef02-facts-march-total.json", 1)
+    seen = next(n for n in range(200, len(reply) + 1, 40) if loop_end(reply[:n]) is not None)
+    kept = reply[: loop_end(reply[:seen])]
+    assert seen < len(reply) / 2 and kept.count("```repl") == 1 and kept.endswith("in this file.\n\n")
+    assert code_blocks(kept) == code_blocks(reply)[:1]
+
+
+def test_text_that_only_looks_alike_is_no_loop() -> None:
+    """Lines of a table, or a paragraph that recurs with other text between, are not a loop; a
+    short loop (one character, one word) is."""
+    table = "".join(f"2026-11-01T00:{m:02}:00Z WARN  gateway: card declined\n" for m in range(60))
+    assert loop_end(table) is None
+    paragraph = " ".join(f"word{n}" for n in range(50))  # 290 characters, no loop within
+    assert loop_end(f"{paragraph} one {paragraph} two {paragraph}") is None
+    assert loop_end(f"{paragraph} one {paragraph} one {paragraph}") is not None
+    assert loop_end("y" * 500) == 1 and loop_end("ab" * 300) == 2

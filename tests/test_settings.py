@@ -393,13 +393,18 @@ def test_flags_given_win_over_the_settings(tmp_path: Path) -> None:
     run = with_flags(settings, argparse.Namespace(model=None, max_iterations=12, runtime=None)).run
     assert (run.root_model, run.max_iterations) == ("big", 12)
     small_model = argparse.Namespace(
-        max_output_chars=4000, stream_replies=True, max_reply_tokens=1024, check_answers=True
+        max_output_chars=4000,
+        stream_replies=True,
+        max_reply_tokens=1024,
+        check_answers=True,
+        stop_repeating=True,
     )
     flagged = with_flags(settings, small_model)
     assert (flagged.run.max_output_chars, flagged.run.max_completion_tokens) == (4000, 1024)
     assert flagged.run.check_unread_answers and flagged.run.check_empty_answers  # --check-answers: both
     assert not settings.run.check_unread_answers and not settings.run.check_empty_answers
     assert all(e.stream for e in flagged.endpoints) and not any(e.stream for e in settings.endpoints)
+    assert all(e.stop_repeating for e in flagged.endpoints)
     only_runc = load_settings(_file(tmp_path, "[sandbox]\nruntimes = ['runc']\n", "r.toml"), {})
     with pytest.raises(InvalidInputError, match="not offered here"):
         with_flags(only_runc, argparse.Namespace(runtime="runsc"))

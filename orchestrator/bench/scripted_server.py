@@ -23,6 +23,7 @@ completion token per 4 characters of the reply (at least 1).
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -78,6 +79,12 @@ class _Server(ThreadingHTTPServer):
     # The default listen backlog of 5 drops connections when many sub-calls arrive at once, and the
     # client's SYN retry then costs a whole second.
     request_queue_size = 256
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that leaves mid-reply (a stream it stopped reading) is no error of the server's."""
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class ScriptedLLMServer:

@@ -35,6 +35,7 @@ from .calls import (
     status_error,
     usage_of,
 )
+from .loops import loop_end
 from .retry import RetryPolicy
 from .types import Completion, Message, OnReset, OnText, Usage
 
@@ -56,9 +57,11 @@ class OpenAIProvider:
         request_timeout_s: float = 120.0,
         retry: RetryPolicy | None = None,
         stream: bool = False,
+        stop_repeating: bool = False,
     ) -> None:
         """`stream`: every reply is asked for as a stream, with or without a listener (see
-        LLMEndpoint.stream)."""
+        LLMEndpoint.stream). `stop_repeating`: a streamed reply that loops is read no further than
+        one turn of its loop (LLMEndpoint.stop_repeating)."""
         self._client = openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key or "unset", timeout=request_timeout_s, max_retries=0
         )
@@ -67,6 +70,7 @@ class OpenAIProvider:
         self._chat: Any = self._client.chat.completions  # typed loosely: payloads are built here
         self._stream_usage = True  # False once this endpoint refused stream_options
         self._always_stream = stream
+        self._stop_repeating = stop_repeating
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIProvider(base_url={str(self._client.base_url)!r})"
@@ -167,6 +171,7 @@ class OpenAIProvider:
         pieces: list[str] = []
         usage = Usage()
         chunks = 0
+        watch = _LoopWatch() if self._stop_repeating else None
         try:
             content_type = str(stream.response.headers.get("content-type", ""))
             if content_type and "event-stream" not in content_type:
@@ -195,6 +200,16 @@ class OpenAIProvider:
                     if isinstance(piece, str) and piece:
                         pieces.append(piece)
                         emit(piece)
+                if watch is not None and watch.looping(pieces):
+                    log.warning(
+                        "the reply of %s started looping: read no further after %s characters, one "
+                        "turn of the loop kept at %s (endpoints.*.stop_repeating)",
+                        model,
+                        f"{watch.seen:,}",
+                        f"{watch.cut:,}",
+                    )
+                    pieces = [watch.kept]
+                    break  # closing the stream tells the server to stop generating
         finally:
             await stream.close()
         if chunks == 0 and usage.total == 0:
@@ -204,6 +219,33 @@ class OpenAIProvider:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+class _LoopWatch:
+    """Looks for a loop in a streaming reply (loops.loop_end) each time CHECK_EVERY more characters
+    have come."""
+
+    CHECK_EVERY = 40
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.seen = 0  # the reply's length when last looked at
+        self.cut = 0  # where a looping reply ends
+        self._taken = 0  # pieces already added to `text`
+
+    def looping(self, pieces: list[str]) -> bool:
+        self.text += "".join(pieces[self._taken :])
+        self._taken = len(pieces)
+        if len(self.text) - self.seen < self.CHECK_EVERY:
+            return False
+        self.seen = len(self.text)
+        cut = loop_end(self.text)
+        self.cut = cut or 0
+        return cut is not None
+
+    @property
+    def kept(self) -> str:
+        return self.text[: self.cut]
 
 
 async def _whole_body(response: Any, content_type: str) -> tuple[str, Usage]:
