@@ -54,6 +54,20 @@ def test_a_files_own_path_lists_that_file(store: ContextStore) -> None:
     assert store.list_files("src/nothing.py") == [] and store.list_files("src/ma") == []
 
 
+def test_a_name_found_deeper_down_or_a_pattern_lists_those_files(store: ContextStore) -> None:
+    """Recorded from the 1.5B model: list_files("runbook.md") for docs/runbook.md and
+    list_files("logs/*.log") for a glob, each answered [] and taken for "there is none". A name that
+    is nothing at the root lists what bears it deeper down (a file or a directory); a directory
+    holding a pattern, with no glob given, is that glob; what names nothing anywhere is still []."""
+    assert store.list_files("guide.md") == ["docs/guide.md"]
+    assert store.list_files("pkg") == ["src/pkg/util.py"] and store.list_files("pkg/util.py") == [
+        "src/pkg/util.py"
+    ]
+    assert store.list_files("src/*.py") == ["src/main.py"] and store.list_files("*.md") == ["docs/guide.md"]
+    assert store.list_files("src/*.py", glob="*.md") == []  # a glob given: the directory is a name
+    assert store.list_files("uide.md") == [] and store.list_files("nothing/*.py") == []
+
+
 def test_include_and_exclude_narrow_the_context(tmp_path: Path) -> None:
     """Only included, non-excluded files exist for the API; an excluded one is refused by name."""
     source = FileSystemContext(

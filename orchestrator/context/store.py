@@ -194,15 +194,22 @@ class ContextStore:
     # -- metadata -----------------------------------------------------------------------------------
 
     def list_files(self, directory: str = "", glob: str = "") -> list[str]:
+        """The files under `directory` (all: ""), those matching `glob` if given. As a small model
+        names them (each recorded from the 1.5B model, which took the [] it got for "not there"):
+        a file's own path lists that file, as `ls FILE` does; a name that is nothing at the root
+        lists what bears that name deeper down (list_files("runbook.md") -> ["docs/runbook.md"]);
+        and, with no `glob`, a directory holding a pattern that names nothing is that glob
+        (list_files("logs/*.log"))."""
         prefix = normalise(directory)
         if prefix == ".." or prefix.startswith("../") or directory.startswith("/"):
             raise ContextPathError("the directory is outside the context root", path=directory)
-        # A file's own path lists that file, as `ls FILE` does (a small model names the file it wants).
-        found = [
-            e.path
-            for e in self.source.index()
-            if not prefix or e.path == prefix or e.path.startswith(prefix + "/")
-        ]
+        every = [e.path for e in self.source.index()]
+        found = [p for p in every if not prefix or p == prefix or p.startswith(prefix + "/")]
+        if prefix and not found:
+            if not glob and any(c in prefix for c in "*?["):
+                return globs.select(every, (prefix,), timeout_s=self.limits.regex_timeout_s)
+            inner = "/" + prefix
+            found = [p for p in every if ("/" + p).endswith(inner) or inner + "/" in "/" + p]
         return globs.select(found, (glob,), timeout_s=self.limits.regex_timeout_s) if glob else found
 
     def search_files(self, pattern: str) -> list[str]:
