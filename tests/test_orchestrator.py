@@ -364,12 +364,24 @@ async def test_a_socket_root_too_long_for_unix_sockets_is_a_clear_error(tmp_path
 
 
 async def test_replies_without_code_end_the_run_as_stalled(tmp_path: Path, context_dir: Path) -> None:
-    """Three replies in a row with neither code nor FINAL end the run: no prose passes for an answer."""
-    script = _turns("I think the answer is in the logs.", "Let me think.", "Probably 42.", repl("FINAL(1)"))
+    """Three replies in a row with neither code nor FINAL end the run, the model asked once for its
+    answer as at the iteration limit: no prose passes for an answer; a FINAL then is the answer of a
+    run that stays `stalled`."""
+    prose = ("I think the answer is in the logs.", "Let me think.", "Probably 42.")
+    told: list[str] = []
+
+    def script(seen: Seen, index: int) -> str:
+        told.append(seen.last_user)
+        return (*prose, "It is 42, I think.")[index]
+
     async with _orch(tmp_path, script) as orch:
         result = await orch.run(context=context_dir, query="q")
-    assert (result.status, result.answer) == (RunStatus.STALLED, None)
-    assert "no code" in (result.trajectory.error or "") and result.metadata.iterations == 3
+        assert (result.status, result.answer) == (RunStatus.STALLED, None)
+        assert "no code" in (result.trajectory.error or "") and result.metadata.iterations == 4
+        assert told[-1] == prompts.FORCE_FINAL_STALLED
+    async with _orch(tmp_path, _turns(*prose, repl("FINAL(1)"))) as orch:
+        answered = await orch.run(context=context_dir, query="q")
+    assert (answered.status, answered.answer, answered.metadata.iterations) == (RunStatus.STALLED, "1", 4)
 
 
 async def test_a_cycle_of_replies_is_not_run_again(tmp_path: Path, context_dir: Path) -> None:
@@ -386,9 +398,10 @@ async def test_a_cycle_of_replies_is_not_run_again(tmp_path: Path, context_dir: 
 
     async with _orch(tmp_path, script, run={"repeat_temperatures": ()}) as orch:
         result = await orch.run(context=context_dir, query="q")
-    assert (result.status, result.answer) == (RunStatus.STALLED, None)
+    assert (result.status, result.answer) == (RunStatus.STALLED, "late")  # asked once at the end
+    assert told[-1] == prompts.FORCE_FINAL_STALLED
     cells = [c for it in result.trajectory.iterations for c in it.cells]
-    assert [c.stdout for c in cells] == ["a\n", "b\n"]
+    assert [c.stdout for c in cells] == ["a\n", "b\n", ""]  # the last: the final answer's cell
     assert sum(prompts.REPEATED in t for t in told) == 2
 
 

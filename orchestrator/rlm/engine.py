@@ -419,7 +419,7 @@ class Run:
             if unchanged or echoed:
                 idle += 1
                 if idle >= MAX_IDLE_REPLIES:
-                    return None, RunStatus.STALLED
+                    return await self._last_ask(messages, level, model, RunStatus.STALLED)
                 if unchanged and self.resample and hotter < len(self.config.repeat_temperatures):
                     hotter += 1
                     held = reply
@@ -455,7 +455,7 @@ class Run:
                 continue
             idle = 0 if results else idle + 1
             if idle >= MAX_IDLE_REPLIES:
-                return None, RunStatus.STALLED
+                return await self._last_ask(messages, level, model, RunStatus.STALLED)
             feedback = (
                 prompts.cell_feedback(
                     results,
@@ -466,10 +466,21 @@ class Run:
                 else prompts.NO_CODE
             )
             messages.append(Message("user", feedback))
-        # At the limit the model is asked once for its answer; prose without FINAL is no answer.
-        forced = await self._ask([*messages, Message("user", prompts.FORCE_FINAL)], model, level)
+        return await self._last_ask(messages, level, model, RunStatus.MAX_ITERATIONS)
+
+    async def _last_ask(
+        self, messages: list[Message], level: _Level, model: str, status: RunStatus
+    ) -> tuple[str | None, RunStatus]:
+        """At the iteration limit, or stalled (replies that did nothing, repeats among them), the model
+        is asked once for its answer; prose without FINAL is no answer. Recorded from the 1.5B model:
+        its code printed "69 [...]" for a count of WARN lines, and it wrote that code again until the
+        run stalled. An answer already sent back to be checked stands instead (see _iterate)."""
+        if level.held_answer is not None:
+            return None, status
+        ask = prompts.FORCE_FINAL if status is RunStatus.MAX_ITERATIONS else prompts.FORCE_FINAL_STALLED
+        forced = await self._ask([*messages, Message("user", ask)], model, level)
         _results, answer = await self._answer(forced, level)
-        return (answer if answer and answer.strip() else None), RunStatus.MAX_ITERATIONS
+        return (answer if answer and answer.strip() else None), status
 
     async def _compact(self, messages: list[Message], level: _Level, model: str) -> list[Message]:
         """Summarise the root's conversation and go on from the summary; what it drops goes into the

@@ -73,6 +73,10 @@ FORCE_FINAL = (
     "You have used every iteration. Answer the query now with what you know, as FINAL(your answer) "
     "on a line of its own."
 )
+FORCE_FINAL_STALLED = (
+    "Your last replies did nothing new, so the run ends here. Answer the query now with what the "
+    "output so far shows, as FINAL(your answer) on a line of its own."
+)
 NO_CODE = "Your reply had no ```repl block and no FINAL(...). Continue with code, or end with FINAL(answer)."
 REPEATED = (
     "Your reply is the same as an earlier one, whose code already ran: running it again shows nothing "
