@@ -672,9 +672,7 @@ class SubCallHandler:
         recursive = recursive or run.config.recursive_llm_query
         deeper = recursive and level.depth + 1 < run.config.max_depth
         if not deeper and prompts.is_the_query(prompt, level.query):  # refused before it costs a sub-call
-            raise InvalidInputError(
-                prompts.query_as_prompt(level.query)
-            )  # refused before it costs a sub-call
+            raise InvalidInputError(prompts.query_as_prompt(level.query))
         try:
             run.budget.take_subcall()
         except RunLimitError as exc:

@@ -108,7 +108,7 @@ QUERY_AS_PROMPT = (
 # Recorded: refused, the 1.5B model sends the same llm_query again and again; a first move named from
 # the query's own words gets it reading.
 _QUOTED = re.compile("'([^']{2,60})'|\"([^\"]{2,60})\"")
-_PATH = re.compile(r"(?<![\w/.-])[\w.-]+(?:/[\w.-]+)*\.[A-Za-z0-9]{1,5}\b|(?<![\w/.-])[\w.-]+(?:/[\w.-]+)+")
+_PATH = re.compile(r"(?<![\w/.-])[\w.-]*\w(?:/[\w.-]+)*\.[A-Za-z][A-Za-z0-9]{0,4}\b")  # "logs/a.log", "a.csv"
 _NAME = re.compile(r"(?<!^)(?<![.?!] )\b([A-Z][\w-]*(?:\s+[A-Z][\w-]*)*)")
 
 
@@ -117,7 +117,7 @@ def first_move(query: str) -> str:
     the text it quotes, or for a name or code in it (a capitalised word past the first, "E-1729");
     "" when the query has none."""
     path = _PATH.search(query)
-    if path and "." in path.group(0).rsplit("/", 1)[-1]:
+    if path:
         return f"read_file({path.group(0)!r}).splitlines()"
     quoted = _QUOTED.search(query)
     if quoted:
@@ -277,8 +277,8 @@ UNREAD_ANSWER = (
 # logs/app-2026-11-02.log" with no file read, "The vault access code ... is not found.").
 EMPTY_ANSWER = (
     "That answer is not taken yet: it says nothing was found, and code that looks in the wrong place "
-    "or for the wrong text finds nothing too. Print a few lines of the files the query is about to see "
-    "how they are written, check your code against them (read_file() returns one str: "
+    "or for the wrong text finds nothing too. Print a few lines of what the query is about (its files, "
+    "or `context`) to see how they are written, check your code against them (a text is one str: "
     ".splitlines() gives its lines), then give FINAL again (the same answer, if it stands)."
 )
 _NONE_ANSWERS = frozenset(("0", "[]", "{}", "()", "none", "null", "nothing", "n/a", "unknown", "not found"))
