@@ -80,7 +80,7 @@ demo-local: venv
 	echo "== rlm run over examples/sample_context: $$RLM_LOCAL_MODEL at $$OPENAI_BASE_URL =="; \
 	echo "query: $(DEMO_QUERY)"; \
 	$(RLM) run --context examples/sample_context --query "$(DEMO_QUERY)" --base-url "$$OPENAI_BASE_URL" \
-	  --model "$$RLM_LOCAL_MODEL" --max-iterations 10 --max-reply-tokens 1024 --max-output-chars 4000 --stream-replies --stop-repeating --check-answers $(DEMO_ARGS); status=$$?; \
+	  --model "$$RLM_LOCAL_MODEL" --max-iterations 10 --max-reply-tokens 1024 --max-output-chars 4000 --stream-replies --stop-repeating --stop-at-imagined-output --check-answers $(DEMO_ARGS); status=$$?; \
 	echo; \
 	echo "That was a small model on a CPU: it shows the platform at work, not answers to rely on. A stronger"; \
 	echo "model gives much better ones: OPENAI_API_KEY=... make demo (OpenAI), or"; \

@@ -52,6 +52,9 @@ check_unread_answers = true
 # An answer that says nothing was found ("0 lines ...", "No WARN lines found") is sent back once too:
 # the model counts with code that finds nothing (a loop over a str's characters) and believes the 0.
 check_empty_answers = true
+# The model goes on to write the output of its code itself ("Output of block 3:" and made-up lines):
+# root replies are asked with a stop sequence there.
+stop_at_imagined_output = true
 
 [endpoints.default]
 request_timeout_s = {request_timeout}

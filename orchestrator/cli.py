@@ -189,6 +189,13 @@ def _add_run_parser(sub: Any) -> None:
         "generating when its client leaves (llama.cpp) then stops a reply the request timeout gave up on",
     )
     rlm.add_argument(
+        "--stop-at-imagined-output",
+        action="store_true",
+        default=None,
+        help="ask root replies with a stop sequence where the REPL's output would begin (a small model "
+        "writes made-up output of its code; run.stop_at_imagined_output)",
+    )
+    rlm.add_argument(
         "--stop-repeating",
         action="store_true",
         default=None,

@@ -126,6 +126,11 @@ class RLMConfig:
     # with code that finds nothing, e.g. a loop over a str's characters, and believes the 0). Off by
     # default, for the same reason; `rlm run --check-answers` turns on both checks.
     check_empty_answers: bool = False
+    # Root replies are asked with a stop sequence where the REPL's feedback would begin ("\nOutput of
+    # block"): a small model goes on to write the output of its code itself, tokens that cost time and
+    # are cut anyway (the engine runs a reply only up to there, with this off too). Off by default:
+    # some endpoints refuse `stop` (OpenAI's reasoning models).
+    stop_at_imagined_output: bool = False
 
     def __post_init__(self) -> None:
         _check(bool(self.root_model), "a root model is required")

@@ -57,6 +57,7 @@ _RUN_FLAGS: dict[str, tuple[str, Any]] = {
     "max_reply_tokens": ("max_completion_tokens", int),
     "max_output_chars": ("max_output_chars", int),
     "check_answers": ("check_unread_answers", bool),
+    "stop_at_imagined_output": ("stop_at_imagined_output", bool),
     "deadline": ("deadline_s", float),
 }
 # Sandbox limits: flag -> (SandboxLimits field, how the flag's text is read). `rlm exec` calls the

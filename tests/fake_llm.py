@@ -11,8 +11,9 @@ from orchestrator.bench.scripted_server import (
     Seen,
     pieces,
     repl,
+    stopped,
     usage_for,
 )
 from orchestrator.bench.scripted_server import ScriptedLLMServer as FakeLLM
 
-__all__ = ["PIECE_CHARS", "FakeLLM", "Reply", "Script", "Seen", "pieces", "repl", "usage_for"]
+__all__ = ["PIECE_CHARS", "FakeLLM", "Reply", "Script", "Seen", "pieces", "repl", "stopped", "usage_for"]

@@ -120,6 +120,23 @@ async def test_a_temperature_reaches_the_endpoint_and_none_is_sent_unasked(
 
 
 @pytest.mark.parametrize("streamed", [False, True])
+async def test_a_reply_ends_before_its_first_stop_string(endpoint: Open, streamed: bool) -> None:
+    """complete(stop=...) ends the reply before the first stop string it would write (OpenAI's
+    semantics: the string itself is not in the reply); without, the request names none."""
+    reply = "print(1)\n```\nOutput of block 1:\n1\n```repl\nFINAL(1)\n```"
+    ep = endpoint(lambda seen, i: reply)
+    listener = Listener()
+    on_text, on_reset = (listener.text, listener.reset) if streamed else (None, None)
+    cut = await ep.provider.complete(
+        _user(), model="m", on_text=on_text, on_reset=on_reset, stop=("\nOutput of block", "never")
+    )
+    whole = await ep.provider.complete(_user(), model="m")
+    assert cut.text == "print(1)\n```" and whole.text == reply
+    assert listener.shown == (cut.text if streamed else "")
+    assert ep.requests[0].body["stop"] == ["\nOutput of block", "never"] and "stop" not in ep.requests[1].body
+
+
+@pytest.mark.parametrize("streamed", [False, True])
 async def test_usage_counts_prompt_and_completion(endpoint: Open, streamed: bool) -> None:
     """Usage is positive both ways and is what the endpoint reports, streamed or not."""
     ep = endpoint(lambda seen, i: LONG)

@@ -553,6 +553,35 @@ async def test_a_found_answer_or_an_unchecked_run_is_taken_at_once(
         assert result.answer == ("again" if held else answer)
 
 
+@pytest.mark.parametrize("stop", [False, True])
+async def test_made_up_output_in_a_reply_is_neither_run_nor_kept(
+    tmp_path: Path, context_dir: Path, stop: bool
+) -> None:
+    """Recorded: the 1.5B model writes "Output of block 1:" and what it thinks the output is, then
+    more code. Only the reply up to that line runs and goes back into the conversation (the
+    trajectory keeps it whole); with stop_at_imagined_output the endpoint is asked to stop there."""
+    made_up = repl("print('real')") + "\nOutput of block 1:\nimagined\n" + repl("FINAL('made up')")
+    bodies: list[dict[str, Any]] = []
+    replies = iter([made_up, repl("FINAL('seen')")])
+
+    def script(seen: Seen, index: int) -> str:
+        bodies.append(seen.body)
+        return next(replies)
+
+    async with _orch(tmp_path, script, run={"stop_at_imagined_output": stop}) as orch:
+        result = await orch.run(context=context_dir, query="q")
+    assert result.answer == "seen"  # the made-up reply's FINAL never ran
+    sent_back = [m["content"] for m in bodies[1]["messages"] if m["role"] == "assistant"]
+    assert sent_back == [repl("print('real')")]
+    cells = [c.stdout for it in result.trajectory.iterations for c in it.cells]
+    assert cells == ["real\n", ""]  # the made-up part's FINAL('made up') never ran
+    assert ("stop" in bodies[0]) is stop and bodies[0].get("stop", [prompts.IMAGINED_OUTPUT]) == [
+        prompts.IMAGINED_OUTPUT
+    ]
+    if not stop:
+        assert "imagined" in result.trajectory.iterations[0].reply  # recorded as it came
+
+
 async def test_llm_query_of_the_query_itself_is_refused(tmp_path: Path, context_dir: Path) -> None:
     """llm_query(the query) asks a model that never sees the context (a small model's habit): the
     code gets an "Error: ..." string saying so, no model is asked, and no sub-call is spent."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from orchestrator.llm.loops import loop_end
-from orchestrator.rlm.parsing import ProseFinal, code_blocks, prose_final, unquoted_final
+from orchestrator.rlm.parsing import ProseFinal, code_blocks, own_text, prose_final, unquoted_final
 
 
 def test_repl_and_python_blocks_run_in_order() -> None:
@@ -147,3 +147,20 @@ def test_text_that_only_looks_alike_is_no_loop() -> None:
     assert loop_end(f"{paragraph} one {paragraph} two {paragraph}") is None
     assert loop_end(f"{paragraph} one {paragraph} one {paragraph}") is not None
     assert loop_end("y" * 500) == 1 and loop_end("ab" * 300) == 2
+
+
+def test_a_reply_ends_where_it_writes_the_repls_output_itself() -> None:
+    """Recorded: the 1.5B model wrote three blocks, then "Output of block 3:" with lines it made up
+    and the feedback's own last line. The reply is its own up to that line: the three blocks run,
+    nothing after them is kept; a reply without such a line (in code, a print of it) is whole."""
+    reply = _recorded("tier-16b4262-sample-errors.json", 1)
+    own = own_text(reply)
+    assert "Output of block" not in own and own.endswith("```\n")
+    assert code_blocks(own) == [
+        f"lines = read_file(files[{n}]).splitlines()\nprint(len(lines), lines[:5])\n" for n in range(3)
+    ]
+    assert len(own) < len(reply) / 2
+    assert (
+        own_text("```repl\nprint('Output of block 1:')\n```\n")
+        == "```repl\nprint('Output of block 1:')\n```\n"
+    )

@@ -74,6 +74,7 @@ class TimedProvider:
         on_reset: OnReset | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        stop: Sequence[str] = (),
     ) -> Completion:
         started = time.monotonic()
         try:
@@ -84,6 +85,7 @@ class TimedProvider:
                 on_reset=on_reset,
                 max_tokens=max_tokens,
                 temperature=temperature,
+                stop=stop,
             )
         finally:
             self.intervals.append((started, time.monotonic()))

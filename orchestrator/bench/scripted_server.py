@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -44,6 +44,14 @@ class Reply:
     body: str | bytes | None = None  # answer this raw body (with `status`) instead of a completion
     content_type: str = "text/plain"  # the raw body's content type
     piece_delay_s: float = 0.0  # a streamed reply waits this long before each piece (a trickle)
+
+
+def stopped(reply: Reply, stop: object) -> Reply:
+    """The reply as a server honouring `stop` (a string or a list, OpenAI's API) sends it: ended
+    before the first stop string in it."""
+    strings = [stop] if isinstance(stop, str) else list(stop) if isinstance(stop, list) else []
+    cuts = [reply.text.find(s) for s in strings if s and s in reply.text]
+    return replace(reply, text=reply.text[: min(cuts)]) if cuts else reply
 
 
 def usage_for(text: str) -> dict[str, int]:
@@ -122,7 +130,7 @@ class ScriptedLLMServer:
                         self._error(400, "Unrecognized request argument supplied: stream_options", {})
                         return
                     reply = fake.script(seen, index)
-                    reply = Reply(reply) if isinstance(reply, str) else reply
+                    reply = stopped(Reply(reply) if isinstance(reply, str) else reply, body.get("stop"))
                     if reply.delay_s:
                         time.sleep(reply.delay_s)
                     self._answer(body, reply)

@@ -84,11 +84,14 @@ class OpenAIProvider:
         on_reset: OnReset | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        stop: Sequence[str] = (),
     ) -> Completion:
         payload = [{"role": m.role, "content": m.content} for m in messages]
         cap: dict[str, Any] = {"max_tokens": max_tokens} if max_tokens else {}
         if temperature is not None:
             cap["temperature"] = temperature
+        if stop:
+            cap["stop"] = list(stop)
         started = time.perf_counter()
 
         async def attempt(emit: OnText | None) -> tuple[str, Usage]:

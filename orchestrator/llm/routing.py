@@ -45,6 +45,7 @@ class RoutingProvider:
         on_reset: OnReset | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        stop: Sequence[str] = (),
     ) -> Completion:
         return await self.provider_for(model).complete(
             messages,
@@ -53,6 +54,7 @@ class RoutingProvider:
             on_reset=on_reset,
             max_tokens=max_tokens,
             temperature=temperature,
+            stop=stop,
         )
 
     async def aclose(self) -> None:

@@ -55,11 +55,13 @@ class LLMProvider(Protocol):
         on_reset: OnReset | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        stop: Sequence[str] = (),
     ) -> Completion:
         """One chat completion, retried by the provider's RetryPolicy (429, 5xx, connection errors);
         raises LLMError when it fails for good (`status`, `retryable` say how). With `max_tokens` (when
         positive), the reply has at most that many completion tokens. With `temperature`, the request
-        samples at that temperature; without, at the endpoint's default.
+        samples at that temperature; without, at the endpoint's default. With `stop` (at most 4
+        strings, as OpenAI's API takes them), the reply ends before the first of them it would write.
 
         With `on_text`, the reply streams and its pieces are passed to it as they come, retries included:
         when this returns, the pieces given since the last `on_reset` join to exactly `Completion.text`;

@@ -51,7 +51,7 @@ from .events import (
     SubCallFinished,
     SubCallStarted,
 )
-from .parsing import code_blocks, prose_final, unquoted_final
+from .parsing import code_blocks, own_text, prose_final, unquoted_final
 from .records import (
     ROOT,
     CellRecorded,
@@ -408,6 +408,9 @@ class Run:
                 hotter = 0
                 messages += [Message("assistant", held), Message("user", prompts.REPEATED)]
                 reply = await self._ask(messages, model, level)
+            # Where the model goes on to write the REPL's output itself, the rest is made up: not run,
+            # not kept in the conversation (the trajectory records the reply whole).
+            reply = own_text(reply)
             # A reply that repeats an earlier one (a small model cycles: A, B, A, B), or echoes the
             # instructions, is not run again, and counts as a reply that did nothing. A repeat is first
             # asked for again at a higher temperature, the conversation going on as if it had not come
@@ -478,7 +481,7 @@ class Run:
         if level.held_answer is not None:
             return None, status
         ask = prompts.FORCE_FINAL if status is RunStatus.MAX_ITERATIONS else prompts.FORCE_FINAL_STALLED
-        forced = await self._ask([*messages, Message("user", ask)], model, level)
+        forced = own_text(await self._ask([*messages, Message("user", ask)], model, level))
         _results, answer = await self._answer(forced, level)
         return (answer if answer and answer.strip() else None), status
 
@@ -533,6 +536,7 @@ class Run:
             on_reset=on_reset,
             max_tokens=self.config.max_completion_tokens,
             temperature=temperature,
+            stop=(prompts.IMAGINED_OUTPUT,) if self.config.stop_at_imagined_output else (),
         )
         self.count(model, completion.usage)
         level.usage = level.usage + completion.usage

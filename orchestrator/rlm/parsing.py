@@ -44,6 +44,17 @@ class ProseFinal:
     variable: str | None = None
 
 
+# A line that opens the REPL's feedback ("Output of block 3:", prompts.OUTPUT_HEADER): what follows is
+# output the model made up, and anything it wrote after that is an answer to it.
+_IMAGINED_OUTPUT = re.compile(r"^[ \t]*Output of block \d+:", re.MULTILINE)
+
+
+def own_text(reply: str) -> str:
+    """The reply up to where it starts writing the REPL's output itself, if it does; else whole."""
+    found = _IMAGINED_OUTPUT.search(reply)
+    return reply[: found.start()].rstrip() + "\n" if found else reply
+
+
 def blocks(reply: str) -> tuple[list[Block], str]:
     """Every fenced block of the reply, in order, and the prose outside them."""
     lines = reply.split("\n")

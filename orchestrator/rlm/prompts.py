@@ -301,6 +301,14 @@ def finds_nothing(answer: str) -> bool:
     return text.casefold().strip(" .!") in _NONE_ANSWERS or bool(_NOTHING_FOUND.search(text))
 
 
+# Each block's output is told under this header. A small model goes on to write it itself (recorded:
+# the 1.5B model wrote three blocks, then "Output of block 3:" with lines it made up, and the feedback's
+# own last line): the reply ends there (parsing.own_text), and run.stop_at_imagined_output sends the
+# endpoint IMAGINED_OUTPUT as a stop sequence, so that such a reply is not generated at all.
+OUTPUT_HEADER = "Output of block"
+IMAGINED_OUTPUT = "\n" + OUTPUT_HEADER
+
+
 def restored_note(names: Sequence[str]) -> str:
     """What the model hears when a block assigned the REPL's own names (recorded from the 1.5B model:
     `context = list_files("orders/")` in one reply, `FINAL(len(context))` in the next, which counted
@@ -355,7 +363,7 @@ def cell_feedback(
             body += "\n" + MISSING_PATH
         if len(body) > max_chars:
             body = body[:max_chars] + f"\n[output truncated: {len(body):,} characters, showing {max_chars:,}]"
-        parts.append(f"Output of block {index}:\n{body or '(no output)'}")
+        parts.append(f"{OUTPUT_HEADER} {index}:\n{body or '(no output)'}")
     failed = any(
         result.error is not None or result.status is not CellStatus.OK for _c, result in code_results
     )

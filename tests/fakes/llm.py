@@ -54,7 +54,7 @@ from orchestrator.llm.calls import (
 from orchestrator.llm.retry import RetryPolicy
 from orchestrator.llm.types import Completion, Message, OnReset, OnText, Usage
 
-from ..fake_llm import Reply, Seen, pieces, usage_for
+from ..fake_llm import Reply, Seen, pieces, stopped, usage_for
 from ..fake_llm import Script as HTTPScript
 
 Script = Callable[[Seen, int], Reply | str | BaseException]
@@ -92,6 +92,7 @@ class ScriptedProvider:
         on_reset: OnReset | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        stop: Sequence[str] = (),
     ) -> Completion:
         self.max_tokens.append(max_tokens)
         self.temperatures.append(temperature)
@@ -104,6 +105,7 @@ class ScriptedProvider:
             "messages": [{"role": m.role, "content": m.content} for m in given],
             "stream": on_text is not None,
             **({"temperature": temperature} if temperature is not None else {}),
+            **({"stop": list(stop)} if stop else {}),
         }
         started = time.perf_counter()
 
@@ -133,7 +135,7 @@ class ScriptedProvider:
             if isinstance(outcome, BaseException):
                 raise outcome
             reply = Reply(outcome) if isinstance(outcome, str) else outcome
-            text, usage = _answer(reply, emit)
+            text, usage = _answer(stopped(reply, body.get("stop")), emit)
             return text, estimate_usage(body["messages"], text, usage)
         finally:
             seen.finished = time.monotonic()
