@@ -257,13 +257,16 @@ def test_a_reply_that_parrots_the_instructions_is_recognised() -> None:
     assert not prompts.echoes_instructions(prompts.EXAMPLE)
 
 
-def test_the_worked_example_reads_a_file_and_counts_the_lines_found() -> None:
-    """A small model copies the example block for block: it looks at a file's lines before it
-    counts, and counts lines found (len(hits)), the answer to most questions of its form."""
-    blocks = prompts.EXAMPLE_BLOCKS
-    assert "read_file(" in blocks[1] and "splitlines()" in blocks[1]
-    assert "FINAL(" in blocks[-1] and "len(hits)" in blocks[-1]
-    assert prompts.EXAMPLE_QUERY in _system(paths=PATHS)
+def test_the_worked_examples_answer_with_what_their_code_computed() -> None:
+    """A small model copies the examples block for block and writes them in one reply, before any
+    output came: each answers with a value its code computed (a count of the lines found, the line
+    found), never a literal, and reads a file by its path, not by an index into a listing."""
+    (count_query, count), (lookup_query, lookup) = prompts.EXAMPLES
+    assert "grep(" in count[1] and "len(hits)" in count[-1] and count[-1].startswith("FINAL(f")
+    assert 'read_file("invoices/1042.txt")' in lookup[0] and lookup[-1] == "FINAL(found[0])\n"
+    assert "files[0]" not in prompts.EXAMPLE and "read_file(files" not in prompts.EXAMPLE
+    system = _system(paths=PATHS)
+    assert f'"{count_query}"' in system and f'"{lookup_query}"' in system and prompts.EXAMPLE in system
 
 
 def test_the_listing_names_the_first_paths_and_how_many_more() -> None:
@@ -344,7 +347,7 @@ def test_the_first_message_names_the_first_move_without_inviting_context_assignm
     """Told to "look at the context's structure", the 1.5B model wrote `context = ...`: the first
     message says what to do as the example does, for a directory, and how to look at a text."""
     over_files = prompts.query_message("How many?", files=True)
-    assert over_files.startswith("The query: How many?\n\n") and "print a few of their lines" in over_files
+    assert over_files.startswith("The query: How many?\n\n") and "as the examples do" in over_files
     assert "structure" not in over_files
     assert "print a part of `context`" in prompts.query_message("How many?", files=False)
 

@@ -32,9 +32,9 @@ answer["content"] and answer["ready"] = True). Do not guess: check with code fir
 finds nothing, look again another way before you answer. `context` and the functions above are the
 REPL's: keep your own values in other names (they are restored after each block).
 
-An example, for ANOTHER question and context ("{example_query}" over a directory
-of invoices): look at the files and their lines, compute, print, and answer from what was printed.
-Write your own code for your query and your context; do not copy this:
+Two examples, for OTHER questions over a directory of invoices: find the lines with code, compute
+the answer from them in a variable, print it, and answer with it. Write your own code for your query
+and your context; do not copy these:
 {example}
 """
 
@@ -47,21 +47,36 @@ MOUNTED = (
 # How many of a directory context's paths the system prompt names (its structure, never its content).
 LISTED_PATHS = 40
 
-# The worked example in the system prompt (the official implementation's prompt carries examples too).
-# A small model copies it block for block, renaming little (recorded: the 1.5B model answered "how many
-# lines contain 'card declined'" with the example's count of files, `sorted({h["path"] ...})`), so it
-# shows the moves that are right most often: list, look at a file's lines (its format, and a file was
-# read), grep and count the lines found, answer from what was printed. Measured with the real-model
-# tier: a plain-Python example for mounted contexts (os.walk, glob, open) scored 0 of 7 against 2 to 3
-# of 12 for the API's (a small model then lists the top directory only).
-EXAMPLE_QUERY = "How many lines of the invoices mention a refund?"
-EXAMPLE_BLOCKS = (
-    'files = list_files("invoices")\nprint(len(files), files[:5])\n',
-    "lines = read_file(files[0]).splitlines()\nprint(len(lines), lines[:5])\n",
-    'hits = grep(r"refund", glob="invoices/*.txt")\nprint(len(hits), hits[:3])\n',
-    'FINAL(f"{len(hits)} lines of the invoices mention a refund")\n',
+# The worked examples in the system prompt (the official implementation's prompt carries examples too).
+# A small model copies them block for block, renaming little, and writes all its blocks in one reply
+# before it has seen any output; so each shows the moves right most often, and answers with a value the
+# code computed, never a literal written before the output came. Recorded from the 1.5B model: with a
+# count of files as the example's answer, it answered a count of lines with a count of files; with a
+# look at `read_file(files[0])`'s first lines, it read files[4] of three, or answered from those first
+# lines (a city, a port, a total) instead of searching. Measured with the real-model tier: a
+# plain-Python example for mounted contexts (os.walk, glob, open) scored 0 of 7 against 2 to 3 of 12
+# for the API's (a small model then lists the top directory only).
+EXAMPLES = (
+    (
+        "How many lines of the invoices mention a refund?",
+        (
+            'files = list_files("invoices")\nprint(len(files), files[:5])\n',
+            'hits = grep(r"refund", glob="invoices/*")\nprint(len(hits), hits[:3])\n',
+            'FINAL(f"{len(hits)} lines of the invoices mention a refund")\n',
+        ),
+    ),
+    (
+        "What is the due date in invoices/1042.txt?",
+        (
+            'lines = read_file("invoices/1042.txt").splitlines()\nprint(len(lines), lines[:10])\n'
+            'found = [line for line in lines if "due" in line.lower()]\nprint(found)\n',
+            "FINAL(found[0])\n",
+        ),
+    ),
 )
-EXAMPLE = "\n".join(f"```repl\n{block}```" for block in EXAMPLE_BLOCKS)
+EXAMPLE = "\n\n".join(
+    f'"{query}"\n' + "\n".join(f"```repl\n{block}```" for block in blocks) for query, blocks in EXAMPLES
+)
 
 RLM_HELP = (
     "rlm_query(prompt) / rlm_query_batched(prompts) start a sub-agent with its own REPL over the same "
@@ -176,7 +191,7 @@ ECHOED = (
 # Sentences of the system prompt a model may parrot back; a reply holding one echoes its instructions.
 _ECHO_MARKERS = (
     "You work in a Python REPL that holds it",
-    "An example, for another question",
+    "Two examples, for other questions",
     "Explore the context with code, delegate reading large parts to llm_query",
 )
 
@@ -246,17 +261,16 @@ def system_prompt(
         recursion=recursion,
         max_output=max_output,
         example=EXAMPLE,
-        example_query=EXAMPLE_QUERY,
     ) + (f"\n{query_note}\n" if query_note else "")
 
 
 def query_message(query: str, *, files: bool = True) -> str:
     """The first user message. `files`: the context is a directory (else a text, list or dict)."""
     # Recorded: told to "look at the context's structure", the 1.5B model wrote `context = ...` (and
-    # then answered from the REPL's restored `context`); the first move is said as the example's.
+    # then answered from the REPL's restored `context`); the first move is said as the examples'.
     first = (
-        "Start with code, as the example does: list the files the query is about, and print a few of "
-        "their lines."
+        "Start with code, as the examples do: find the lines the query is about (grep, or read the file "
+        "it names), and compute the answer from them."
         if files
         else "Start with code: print a part of `context` to see its format."
     )
