@@ -164,3 +164,13 @@ def test_a_reply_ends_where_it_writes_the_repls_output_itself() -> None:
         own_text("```repl\nprint('Output of block 1:')\n```\n")
         == "```repl\nprint('Output of block 1:')\n```\n"
     )
+
+
+def test_a_reply_ends_at_a_fence_of_output_it_made_up() -> None:
+    """Recorded: the 1.5B model wrote each block followed by a ```output fence of lines it made up
+    ("3 ['logs/server.log', 'logs/another-log.txt', ...]" of a context with one log). The reply is its
+    own up to the first such fence, the blocks before it."""
+    reply = _recorded("tier-16b4262-facts-error-lines.json", 0)
+    own = own_text(reply)
+    assert "```output" in reply and "```output" not in own and "another-log" not in own
+    assert code_blocks(own) == code_blocks(reply)[:3] and len(code_blocks(reply)) > 3

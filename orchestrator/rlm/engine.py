@@ -536,7 +536,7 @@ class Run:
             on_reset=on_reset,
             max_tokens=self.config.max_completion_tokens,
             temperature=temperature,
-            stop=(prompts.IMAGINED_OUTPUT,) if self.config.stop_at_imagined_output else (),
+            stop=prompts.IMAGINED_OUTPUT if self.config.stop_at_imagined_output else (),
         )
         self.count(model, completion.usage)
         level.usage = level.usage + completion.usage

@@ -44,9 +44,10 @@ class ProseFinal:
     variable: str | None = None
 
 
-# A line that opens the REPL's feedback ("Output of block 3:", prompts.OUTPUT_HEADER): what follows is
-# output the model made up, and anything it wrote after that is an answer to it.
-_IMAGINED_OUTPUT = re.compile(r"^[ \t]*Output of block \d+:", re.MULTILINE)
+# A line that opens the REPL's feedback ("Output of block 3:", prompts.OUTPUT_HEADER), or a fence of
+# output ("```output", Qwen's habit): what follows is output the model made up, and anything it wrote
+# after that is an answer to it.
+_IMAGINED_OUTPUT = re.compile(r"^[ \t]*(?:Output of block \d+:|```output\b)", re.MULTILINE)
 
 
 def own_text(reply: str) -> str:

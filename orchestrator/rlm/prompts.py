@@ -317,10 +317,11 @@ def finds_nothing(answer: str) -> bool:
 
 # Each block's output is told under this header. A small model goes on to write it itself (recorded:
 # the 1.5B model wrote three blocks, then "Output of block 3:" with lines it made up, and the feedback's
-# own last line): the reply ends there (parsing.own_text), and run.stop_at_imagined_output sends the
-# endpoint IMAGINED_OUTPUT as a stop sequence, so that such a reply is not generated at all.
+# own last line; or a "```output" fence after each block, with made-up lines): the reply ends there
+# (parsing.own_text), and run.stop_at_imagined_output sends the endpoint IMAGINED_OUTPUT as stop
+# sequences, so that such a reply is not generated at all.
 OUTPUT_HEADER = "Output of block"
-IMAGINED_OUTPUT = "\n" + OUTPUT_HEADER
+IMAGINED_OUTPUT = ("\n" + OUTPUT_HEADER, "```output")
 
 
 def restored_note(names: Sequence[str]) -> str:
