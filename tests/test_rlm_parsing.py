@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from orchestrator.llm.loops import loop_end
-from orchestrator.rlm.parsing import ProseFinal, code_blocks, own_text, prose_final, unquoted_final
+from orchestrator.rlm.parsing import (
+    ProseFinal,
+    code_blocks,
+    is_placeholder,
+    own_text,
+    prose_final,
+    unquoted_final,
+)
 
 
 def test_repl_and_python_blocks_run_in_order() -> None:
@@ -174,3 +181,15 @@ def test_a_reply_ends_at_a_fence_of_output_it_made_up() -> None:
     own = own_text(reply)
     assert "```output" in reply and "```output" not in own and "another-log" not in own
     assert code_blocks(own) == code_blocks(reply)[:3] and len(code_blocks(reply)) > 3
+
+
+def test_a_placeholder_is_no_final_answer() -> None:
+    """Recorded: after "end with FINAL(the answer)", the 1.5B model wrote `Final(the answer)`, which
+    ended the run with "the answer". A placeholder is no answer, unquoted, quoted, in prose or as a
+    variable's text; an answer that merely contains such words is one."""
+    block = code_blocks(_recorded("tier-16b4262-facts-city.json", 4))[-1]
+    assert block.strip() == "Final(the answer)" and unquoted_final(block) is None
+    for text in ("FINAL(the answer)", 'FINAL("Your final answer here")', "FINAL(<answer>)", "FINAL(...)"):
+        assert prose_final(text) is None, text
+    assert is_placeholder("The answer.") and not is_placeholder("the answer is 42")
+    assert prose_final("FINAL(the answer is Oslo)") == ProseFinal(text="the answer is Oslo")

@@ -51,7 +51,7 @@ from .events import (
     SubCallFinished,
     SubCallStarted,
 )
-from .parsing import code_blocks, own_text, prose_final, unquoted_final
+from .parsing import code_blocks, is_placeholder, own_text, prose_final, unquoted_final
 from .records import (
     ROOT,
     CellRecorded,
@@ -574,7 +574,7 @@ class Run:
             await self.record(CellRecorded(self.run_id, level.label, level.iterations, record))
             self.emit(CellFinished(record, level.depth))
             if result.final is not None:
-                if result.final.strip():
+                if result.final.strip() and not is_placeholder(result.final):
                     return results, result.final
                 results[-1] = (code, _empty_final(result))  # an empty answer is none: the model hears so
             if result.status.sandbox_died:
@@ -801,8 +801,12 @@ class SubCallHandler:
 
 
 def _empty_final(result: CellResult) -> CellResult:
-    """The result of a cell whose FINAL was empty, as the model is told it: no answer was given."""
-    note = "FINAL was given an empty answer: compute the answer first, then FINAL(the answer)"
+    """The result of a cell whose FINAL was empty, or a placeholder ("the answer"), as the model is told
+    it: no answer was given."""
+    note = (
+        "FINAL was given no answer (empty, or a placeholder such as 'the answer'): compute the answer "
+        "first, then FINAL(...) of it"
+    )
     error = result.error or CellError("EmptyFinal", note)
     return replace(result, final=None, error=error, status=CellStatus.ERROR)
 

@@ -119,6 +119,21 @@ def prose_final(reply: str) -> ProseFinal | None:
     return last
 
 
+# What a model writes inside FINAL(...) when it copies an instruction's wording instead of answering
+# (recorded from the 1.5B model: `Final(the answer)` after "end with FINAL(the answer)").
+_PLACEHOLDERS = frozenset(
+    "answer|the answer|your answer|final answer|the final answer|your final answer|answer here|"
+    "the answer here|your answer here|your final answer here|the result".split("|")
+)
+
+
+def is_placeholder(text: str) -> bool:
+    """True when a final answer is an instruction's placeholder ("the answer", "<your answer>",
+    "..."), not an answer."""
+    bare = " ".join(text.lower().strip(" \t\n\"'`<>[]{}().:").split())
+    return not bare or bare in _PLACEHOLDERS  # "...", "()": punctuation only
+
+
 def unquoted_final(code: str) -> str | None:
     """The text of a block that is one FINAL(...) of unquoted prose, so not Python ("FINAL(6 files in
     the orders directory)", a small model's habit), as the official implementation reads a FINAL in
@@ -131,7 +146,7 @@ def unquoted_final(code: str) -> str | None:
     if inner is None or match.end() + len(inner) + 1 != len(text):
         return None  # more than one FINAL(...) call in the block
     inner = inner.strip()
-    return inner or None
+    return inner if inner and not is_placeholder(inner) else None
 
 
 def _final_of(kind: str, inner: str) -> ProseFinal | None:
@@ -142,10 +157,10 @@ def _final_of(kind: str, inner: str) -> ProseFinal | None:
         name = unquoted if unquoted is not None else inner
         return ProseFinal(variable=name) if _IDENTIFIER.fullmatch(name) else None
     if unquoted is not None:
-        return ProseFinal(text=unquoted)
+        return None if is_placeholder(unquoted) else ProseFinal(text=unquoted)
     if _IDENTIFIER.fullmatch(inner):
         return ProseFinal(variable=inner)  # FINAL(name): the variable's value, as the code would give
-    return ProseFinal(text=inner[:MAX_FINAL_CHARS])
+    return None if is_placeholder(inner) else ProseFinal(text=inner[:MAX_FINAL_CHARS])
 
 
 def _balanced(text: str, start: int) -> str | None:

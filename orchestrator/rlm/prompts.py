@@ -85,12 +85,12 @@ RLM_HELP = (
 NO_RLM_HELP = "rlm_query(prompt) behaves like llm_query here (no deeper levels)."
 
 FORCE_FINAL = (
-    "You have used every iteration. Answer the query now with what you know, as FINAL(your answer) "
+    "You have used every iteration. Answer the query now with what you know, as FINAL(...) of the answer "
     "on a line of its own."
 )
 FORCE_FINAL_STALLED = (
     "Your last replies did nothing new, so the run ends here. Answer the query now with what the "
-    "output so far shows, as FINAL(your answer) on a line of its own."
+    "output so far shows, as FINAL(...) of the answer on a line of its own."
 )
 NO_CODE = "Your reply had no ```repl block and no FINAL(...). Continue with code, or end with FINAL(answer)."
 REPEATED = (
@@ -101,7 +101,7 @@ REPEATED = (
 # an error with advice in prose, or states a found answer without FINAL).
 NEXT_AFTER_ERROR = "Fix the code in a new ```repl block (the error says what went wrong)."
 NEXT_AFTER_OUTPUT = (
-    "If this output answers the query, end with FINAL(the answer) in a ```repl block. If it found "
+    "If this output answers the query, end with FINAL(...) of the answer in a ```repl block. If it found "
     "nothing, such as a count of 0 or an empty list, the code likely looked in the wrong place or for "
     "the wrong text: print a few lines of the files, then try again."
 )
