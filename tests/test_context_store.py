@@ -68,6 +68,46 @@ def test_a_name_found_deeper_down_or_a_pattern_lists_those_files(store: ContextS
     assert store.list_files("uide.md") == [] and store.list_files("nothing/*.py") == []
 
 
+def test_grep_is_smart_case(tmp_path: Path) -> None:
+    """Recorded from the 1.5B model: grep(r"warn") for the WARN lines found none. A pattern with no
+    capital letter matches in any case (ripgrep's --smart-case); one with a capital, or (?-i), is
+    case-sensitive; escapes such as \\S and \\W are no capitals."""
+    root = tmp_path / "ctx"
+    root.mkdir()
+    (root / "a.log").write_text("WARN disk\nwarn cpu\nINFO ok\nWarn mem\n")
+    store = ContextStore(FileSystemContext(root))
+
+    def lines(pattern: str) -> list[str]:
+        return [m.line for m in store.grep(pattern)[0]]
+
+    assert lines("warn") == ["WARN disk", "warn cpu", "Warn mem"]
+    assert lines("WARN") == ["WARN disk"] and lines("Warn") == ["Warn mem"]
+    assert lines(r"(?-i)warn") == ["warn cpu"]
+    assert lines(r"^\S+ (disk|cpu)$") == ["WARN disk", "warn cpu"]
+
+
+def test_a_leading_context_names_the_root_when_no_such_directory_exists(tmp_path: Path) -> None:
+    """Recorded from the 1.5B model, told the files are the context: grep(glob="context/*"),
+    read_file("context/logs/a.log"). With no directory named "context", that prefix names the root;
+    where one exists, it is that directory."""
+    store = ContextStore(FileSystemContext(_tree(tmp_path / "ctx")))
+    assert store.read("context/docs/guide.md") == store.read("docs/guide.md")
+    assert store.list_files("context/src") == store.list_files("src")
+    assert store.list_files(glob="context/*.md") == store.list_files(glob="*.md") == ["docs/guide.md"]
+    assert [m.path for m in store.grep("def", glob="context/src/*.py")[0]] == [
+        m.path for m in store.grep("def", glob="src/*.py")[0]
+    ]
+    assert store.file_info("context/notes.txt")["path"] == "notes.txt"
+    real = tmp_path / "real"
+    (real / "context").mkdir(parents=True)
+    (real / "context" / "a.txt").write_text("inside\n")
+    (real / "b.txt").write_text("outside\n")
+    with_dir = ContextStore(FileSystemContext(real))
+    assert with_dir.list_files("context") == ["context/a.txt"]
+    with pytest.raises(ContextPathError):
+        with_dir.read("context/b.txt")
+
+
 def test_include_and_exclude_narrow_the_context(tmp_path: Path) -> None:
     """Only included, non-excluded files exist for the API; an excluded one is refused by name."""
     source = FileSystemContext(
@@ -234,13 +274,15 @@ GREP_PATTERNS = [
 
 @pytest.mark.parametrize("pattern", GREP_PATTERNS)
 def test_grep_agrees_with_re(store: ContextStore, pattern: str) -> None:
-    """grep finds exactly the (path, line number, line) triples Python's re finds line by line."""
+    """grep finds exactly the (path, line number, line) triples Python's re finds line by line, in
+    any case when the pattern has no capital letter outside its escapes (smart case)."""
+    flags = 0 if re.search(r"[A-Z]", re.sub(r"\\.", "", pattern)) else re.IGNORECASE
     expected = []
     for path in store.list_files():
         with os.fdopen(store.source.open(path), "rb") as fh:
             text = fh.read().decode("utf-8", "replace")
         lines = text.split("\n")[: -1 if text.endswith("\n") else None] if text else []
-        expected += [(path, n, line) for n, line in enumerate(lines, 1) if re.search(pattern, line)]
+        expected += [(path, n, line) for n, line in enumerate(lines, 1) if re.search(pattern, line, flags)]
     matches, truncated = store.grep(pattern)
     assert [(m.path, m.line_number, m.line) for m in matches] == expected and not truncated
 

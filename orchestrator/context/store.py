@@ -161,7 +161,7 @@ class ContextStore:
         """
         if offset < 0 or (length is not None and length < 0):
             raise ContextPathError("offset and length must not be negative", path=path)
-        entry = self.source.lookup(path)
+        entry = self.source.lookup(self._rooted(path))
         expected = max(0, entry.size - offset) if length is None else min(length, max(0, entry.size - offset))
         if expected > self.limits.max_file_bytes:
             raise ContextLimitError(
@@ -193,6 +193,17 @@ class ContextStore:
 
     # -- metadata -----------------------------------------------------------------------------------
 
+    def _rooted(self, path: str) -> str:
+        """`path` as named from the context's root: a leading "context/" names the root itself when the
+        context has no directory of that name (recorded from the 1.5B model, told the files are "the
+        context": grep(glob="context/*"), read_file("context/logs/a.log"))."""
+        normal = normalise(path) if path else ""
+        if normal != "context" and not normal.startswith("context/"):
+            return path
+        if any(e.path.startswith("context/") for e in self.source.index()):
+            return path
+        return normal.removeprefix("context").removeprefix("/")
+
     def list_files(self, directory: str = "", glob: str = "") -> list[str]:
         """The files under `directory` (all: ""), those matching `glob` if given. As a small model
         names them (each recorded from the 1.5B model, which took the [] it got for "not there"):
@@ -200,7 +211,8 @@ class ContextStore:
         lists what bears that name deeper down (list_files("runbook.md") -> ["docs/runbook.md"]);
         and, with no `glob`, a directory holding a pattern that names nothing is that glob
         (list_files("logs/*.log"))."""
-        prefix = normalise(directory)
+        prefix = normalise(self._rooted(directory))
+        glob = self._rooted(glob)
         if prefix == ".." or prefix.startswith("../") or directory.startswith("/"):
             raise ContextPathError("the directory is outside the context root", path=directory)
         every = [e.path for e in self.source.index()]
@@ -226,7 +238,7 @@ class ContextStore:
             raise PatternError(f"the pattern ran past its {timeout:g} s limit: {pattern[:80]!r}") from None
 
     def file_info(self, path: str) -> dict[str, Any]:
-        entry = self.source.lookup(path)
+        entry = self.source.lookup(self._rooted(path))
         if entry.size <= self.limits.max_file_bytes:
             data = self._content(entry)
             lines: int | None = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
@@ -274,8 +286,11 @@ class ContextStore:
         returned count against the run's read budget (the scanning does not), and one response holds
         at most MAX_GREP_RESPONSE_BYTES of them.
         """
-        compiled = _compile(pattern)
-        whole = _compile(pattern, multiline=True) if _line_local(pattern) else None
+        # Smart case, as ripgrep's --smart-case and vim's smartcase: a pattern without a capital letter
+        # matches in any case (recorded from the 1.5B model: grep(r"warn") for the WARN lines, 0 found).
+        fold = not _has_capital(pattern)
+        compiled = _compile(pattern, ignore_case=fold)
+        whole = _compile(pattern, multiline=True, ignore_case=fold) if _line_local(pattern) else None
         cap = min(max_matches or DEFAULT_GREP_MATCHES, self.limits.max_grep_matches)
         room = min(MAX_GREP_RESPONSE_BYTES, self.remaining_read_bytes())
         candidates = self.list_files(glob=glob) if glob else [e.path for e in self.source.index()]
@@ -323,12 +338,22 @@ def _check_repeats(pattern: str) -> None:
             )
 
 
-def _compile(pattern: str, multiline: bool = False) -> Any:
+# What is not a letter to match in a pattern: escapes (\S, \W, \p{Lu}, \N{...}), group names and
+# inline flags; a capital elsewhere is one to match, and switches smart case off.
+_NOT_LITERAL = regex.compile(r"\\[pPN]\{[^}]*\}|\\.|\(\?P?<[^>]*>|\(\?[a-zA-Z-]+[:)]")
+
+
+def _has_capital(pattern: str) -> bool:
+    return any(c.isupper() for c in _NOT_LITERAL.sub("", pattern))
+
+
+def _compile(pattern: str, multiline: bool = False, ignore_case: bool = False) -> Any:
     if not isinstance(pattern, str) or not pattern or len(pattern) > MAX_REGEX_CHARS:
         raise PatternError(f"a pattern must be a non-empty str of at most {MAX_REGEX_CHARS} characters")
     _check_repeats(pattern)
+    flags = regex.VERSION0 | (regex.MULTILINE if multiline else 0) | (regex.IGNORECASE if ignore_case else 0)
     try:
-        return regex.compile(pattern, regex.VERSION0 | (regex.MULTILINE if multiline else 0))
+        return regex.compile(pattern, flags)
     except regex.error as exc:
         raise PatternError(f"not a valid regular expression: {exc}") from None
 
