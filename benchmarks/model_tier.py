@@ -46,11 +46,10 @@ max_completion_tokens = 1024
 # A cell's output goes back to the model as prompt, read at about 130 tokens/s here (4 to 6 times
 # slower on a busy machine): 20,000 characters (the default cap) cost 40 s to minutes per block.
 max_output_chars = 4000
-# The 1.5B model answers from the file names alone ("The runbook does not mention 'upstream 502'"
-# after listing the files): such an answer is sent back once to be checked by reading.
-check_unread_answers = true
-# An answer that says nothing was found ("0 lines ...", "No WARN lines found") is sent back once too:
-# the model counts with code that finds nothing (a loop over a str's characters) and believes the 0.
+# An answer that says nothing was found ("0 lines ...", "No WARN lines found", "The runbook does not
+# mention 'upstream 502'") is sent back once: the model counts with code that finds nothing (a loop
+# over a str's characters, a pattern in the wrong case) and believes the 0. (check_unread_answers
+# stays off: it sent back a right count of files computed from list_files().)
 check_empty_answers = true
 # The model goes on to write the output of its code itself ("Output of block 3:" and made-up lines):
 # root replies are asked with a stop sequence there.

@@ -177,9 +177,8 @@ def _add_run_parser(sub: Any) -> None:
         "--check-answers",
         action="store_true",
         default=None,
-        help="an answer given before any code read a file of the context, or one that says nothing "
-        "was found, is sent back once to be checked (run.check_unread_answers and "
-        "run.check_empty_answers; for small models)",
+        help="an answer that says nothing was found ('0 lines ...', 'not found') is sent back once to "
+        "be checked (run.check_empty_answers; for small models)",
     )
     rlm.add_argument(
         "--stream-replies",

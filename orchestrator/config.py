@@ -119,12 +119,13 @@ class RLMConfig:
     # An answer to a query over a directory, given before any code read a file of it (only names
     # listed), is a guess: the model is asked once to check it by reading, and the next FINAL is taken
     # (or, if none comes, this one). Off by default, as in the official RLM (whose semantics the
-    # engine keeps); on for small models (the demo and the real-model tier turn it on).
+    # engine keeps). Measured with the real-model tier: it sent back a right count of files computed
+    # from list_files(), which the model then changed to 0; the demo and the tier leave it off.
     check_unread_answers: bool = False
     # An answer that says nothing was found ("0 lines ...", "No WARN lines found", "not found"), is
     # sent back once to be checked against a few printed lines of the files (the 1.5B model counts
     # with code that finds nothing, e.g. a loop over a str's characters, and believes the 0). Off by
-    # default, for the same reason; `rlm run --check-answers` turns on both checks.
+    # default, for the same reason; `rlm run --check-answers` turns it on.
     check_empty_answers: bool = False
     # Root replies are asked with a stop sequence where the REPL's feedback would begin ("\nOutput of
     # block"): a small model goes on to write the output of its code itself, tokens that cost time and

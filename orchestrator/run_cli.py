@@ -56,7 +56,7 @@ _RUN_FLAGS: dict[str, tuple[str, Any]] = {
     "max_tokens": ("max_tokens", int),
     "max_reply_tokens": ("max_completion_tokens", int),
     "max_output_chars": ("max_output_chars", int),
-    "check_answers": ("check_unread_answers", bool),
+    "check_answers": ("check_empty_answers", bool),
     "stop_at_imagined_output": ("stop_at_imagined_output", bool),
     "deadline": ("deadline_s", float),
 }
@@ -95,10 +95,7 @@ def with_flags(settings: Settings, args: argparse.Namespace) -> Settings:
                 f"runtime {str(runtime)!r} is not offered here (sandbox.runtimes: {offered})"
             )
         sandbox = replace(sandbox, runtime=runtime)
-    run_fields = _given(args, _RUN_FLAGS)
-    if "check_unread_answers" in run_fields:  # --check-answers turns on both answer checks
-        run_fields["check_empty_answers"] = run_fields["check_unread_answers"]
-    run = replace(settings.run, **run_fields)
+    run = replace(settings.run, **_given(args, _RUN_FLAGS))
     endpoints = tuple(replace(e, **_given(args, _ENDPOINT_FLAGS)) for e in settings.endpoints)
     return replace(settings, sandbox=sandbox, run=run, endpoints=endpoints)
 

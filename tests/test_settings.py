@@ -401,7 +401,7 @@ def test_flags_given_win_over_the_settings(tmp_path: Path) -> None:
     )
     flagged = with_flags(settings, small_model)
     assert (flagged.run.max_output_chars, flagged.run.max_completion_tokens) == (4000, 1024)
-    assert flagged.run.check_unread_answers and flagged.run.check_empty_answers  # --check-answers: both
+    assert flagged.run.check_empty_answers and not flagged.run.check_unread_answers
     assert not settings.run.check_unread_answers and not settings.run.check_empty_answers
     assert all(e.stream for e in flagged.endpoints) and not any(e.stream for e in settings.endpoints)
     assert all(e.stop_repeating for e in flagged.endpoints)
