@@ -183,6 +183,10 @@ async def test_limits_raise_in_user_code(manager: SandboxManager, context_dir: P
         assert alive.stdout.text == "still fine\n"
         bad = await session.run("grep('(unclosed')")
         assert bad.error is not None and bad.error.type == "PatternError"
+        # Recorded from the 1.5B model: grep(r"cache", lines), lines in hand for the glob.
+        listed = await session.run("grep('cache', ['[cache]', 'port = 6888'])")
+        assert listed.error is not None and listed.error.type == "TypeError"
+        assert "pattern of file paths" in listed.error.message and "re.search" in listed.error.message
 
 
 async def test_include_exclude_narrow_the_context(

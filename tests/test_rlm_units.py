@@ -260,10 +260,11 @@ def test_a_reply_that_parrots_the_instructions_is_recognised() -> None:
 def test_the_worked_examples_answer_with_what_their_code_computed() -> None:
     """A small model copies the examples block for block and writes them in one reply, before any
     output came: each answers with a value its code computed (a count of the lines found, the line
-    found), never a literal, and reads a file by its path, not by an index into a listing."""
+    found), never a literal; a hit is read as the dict it is; no file is read by an index into a
+    listing."""
     (count_query, count), (lookup_query, lookup) = prompts.EXAMPLES
     assert "grep(" in count[1] and "len(hits)" in count[-1] and count[-1].startswith("FINAL(f")
-    assert 'read_file("invoices/1042.txt")' in lookup[0] and lookup[-1] == "FINAL(found[0])\n"
+    assert 'hits[0]["line"]' in lookup[-1] and lookup[-1].endswith("FINAL(line)\n")
     assert "files[0]" not in prompts.EXAMPLE and "read_file(files" not in prompts.EXAMPLE
     system = _system(paths=PATHS)
     assert f'"{count_query}"' in system and f'"{lookup_query}"' in system and prompts.EXAMPLE in system

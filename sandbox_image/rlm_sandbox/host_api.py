@@ -173,6 +173,12 @@ class HostAPI:
         }
 
     def grep(self, pattern: str, glob: str | None = None, max_matches: int = 1000) -> list[dict[str, Any]]:
+        if glob is not None and not isinstance(glob, str):  # recorded: grep(r"cache", lines)
+            raise TypeError(
+                f"grep(pattern, glob): glob is a pattern of file paths such as 'config/*.ini', not a "
+                f"{type(glob).__name__}; to search lines you hold, use "
+                "[line for line in lines if re.search(pattern, line)]"
+            )
         request = pb.GrepRequest(pattern=_text("pattern", pattern), glob=glob or "", max_matches=max_matches)
         response = self._call("grep", self._stub.Grep, request)
         return [{"path": m.path, "line_number": m.line_number, "line": m.line} for m in response.matches]
