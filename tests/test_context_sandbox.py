@@ -183,10 +183,20 @@ async def test_limits_raise_in_user_code(manager: SandboxManager, context_dir: P
         assert alive.stdout.text == "still fine\n"
         bad = await session.run("grep('(unclosed')")
         assert bad.error is not None and bad.error.type == "PatternError"
-        # Recorded from the 1.5B model: grep(r"cache", lines), lines in hand for the glob.
-        listed = await session.run("grep('cache', ['[cache]', 'port = 6888'])")
-        assert listed.error is not None and listed.error.type == "TypeError"
-        assert "pattern of file paths" in listed.error.message and "re.search" in listed.error.message
+        # Recorded from the 1.5B model: grep(r"cache", lines) and grep(r"WARN", read_file(path)), the
+        # text in hand for the glob: those lines are searched, in the sandbox, smart case.
+        held = await session.run(
+            "print(grep('cache', ['[CACHE]', 'port = 6888', 'cache = on']))\n"
+            "print(grep('WARN', read_file('hello.txt') + '\\nWARN x\\nwarn y\\n'))"
+        )
+        assert held.stdout.text == (
+            "[{'path': '', 'line_number': 1, 'line': '[CACHE]'}, "
+            "{'path': '', 'line_number': 3, 'line': 'cache = on'}]\n"
+            "[{'path': '', 'line_number': 2, 'line': 'WARN x'}]\n"
+        ), held
+        odd = await session.run("grep('cache', 42)")
+        assert odd.error is not None and odd.error.type == "TypeError"
+        assert "pattern of file paths" in odd.error.message
 
 
 async def test_include_exclude_narrow_the_context(

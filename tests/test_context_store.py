@@ -408,3 +408,18 @@ def test_indexing_a_large_tree_reports_progress(tmp_path: Path, monkeypatch: pyt
     seen: list[int] = []
     context = FileSystemContext(root, on_progress=seen.append)
     assert len(context.index()) == 25 and seen == [10, 20]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "capital"),
+    [("warn", False), ("WARN", True), (r"\S+\W", False), (r"\p{Lu}x", False), (r"(?P<Name>a)", False),
+     (r"(?i:A)b", True), ("Hugo Rossi", True), (r"e-\d+", False), (r"E-\d+", True)],
+)  # fmt: skip
+def test_both_sides_agree_on_smart_case(pattern: str, capital: bool) -> None:
+    """The host's grep and the sandbox's grep over held text decide smart case alike (each side keeps
+    its own copy of the rule; the packages never import each other)."""
+    from rlm_sandbox.text_grep import has_capital
+
+    from orchestrator.context.store import _has_capital
+
+    assert _has_capital(pattern) is capital and has_capital(pattern) is capital

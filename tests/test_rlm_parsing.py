@@ -193,3 +193,12 @@ def test_a_placeholder_is_no_final_answer() -> None:
         assert prose_final(text) is None, text
     assert is_placeholder("The answer.") and not is_placeholder("the answer is 42")
     assert prose_final("FINAL(the answer is Oslo)") == ProseFinal(text="the answer is Oslo")
+
+
+def test_a_reply_ends_at_a_traceback_it_writes_as_code() -> None:
+    """Recorded: the 1.5B model wrote its block again, then the last cell's traceback inside a ```repl
+    fence, as if it were code. The reply is its own up to that fence."""
+    reply = _recorded("tier-ff1ce16-sample-warn-day2.json", 1)
+    own = own_text(reply)
+    assert "Traceback" in reply and "Traceback" not in own
+    assert code_blocks(own) == code_blocks(reply)[:1]

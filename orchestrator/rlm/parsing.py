@@ -44,10 +44,15 @@ class ProseFinal:
     variable: str | None = None
 
 
-# A line that opens the REPL's feedback ("Output of block 3:", prompts.OUTPUT_HEADER), or a fence of
-# output ("```output", Qwen's habit): what follows is output the model made up, and anything it wrote
-# after that is an answer to it.
-_IMAGINED_OUTPUT = re.compile(r"^[ \t]*(?:Output of block \d+:|```output\b)", re.MULTILINE)
+# A line that opens the REPL's feedback ("Output of block 3:", prompts.OUTPUT_HEADER), a fence of
+# output ("```output", Qwen's habit), or a fence whose first line is a traceback's (the error of the
+# last cell, written out again as if it were code): what follows is output the model made up, and
+# anything it wrote after that is an answer to it.
+_IMAGINED_OUTPUT = re.compile(
+    r"^[ \t]*(?:Output of block \d+:|```output\b"
+    r"|```[\w-]*[ \t]*\n[ \t]*Traceback \(most recent call last\):)",
+    re.MULTILINE,
+)
 
 
 def own_text(reply: str) -> str:

@@ -18,7 +18,8 @@ In the REPL:
 - `context`: {context_help}
 - list_files(directory="", glob=""), read_file(path, offset=0, length=None) -> str (its .splitlines()
   are the file's lines), grep(pattern, glob=None, max_matches=1000) -> [{{path, line_number, line}}]
-  (the lines that match, in the files the glob names), search_files(regex), get_file_info(path),
+  (the lines that match, in the files the glob names; or in a text or list of lines passed instead of
+  the glob), search_files(regex), get_file_info(path),
   get_stats(), get_files_in_directory(dir) (also spelled listFiles, readFile, ...).
 - llm_query(prompt, model=None) -> str asks a language model that sees only your prompt, never the
   context: put the text it must read in the prompt (it can read about {sub_chars:,} characters at

@@ -30,6 +30,7 @@ from .errors import (
     SandboxAPIError,
     ToolError,
 )
+from .text_grep import grep_text, is_text
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -173,11 +174,12 @@ class HostAPI:
         }
 
     def grep(self, pattern: str, glob: str | None = None, max_matches: int = 1000) -> list[dict[str, Any]]:
-        if glob is not None and not isinstance(glob, str):  # recorded: grep(r"cache", lines)
+        if is_text(glob):  # grep(pattern, text) / grep(pattern, lines): the lines the code holds
+            return grep_text(pattern, glob, max_matches)
+        if glob is not None and not isinstance(glob, str):
             raise TypeError(
-                f"grep(pattern, glob): glob is a pattern of file paths such as 'config/*.ini', not a "
-                f"{type(glob).__name__}; to search lines you hold, use "
-                "[line for line in lines if re.search(pattern, line)]"
+                f"grep(pattern, glob): glob is a pattern of file paths such as 'config/*.ini' (or a "
+                f"text or list of lines to search), not a {type(glob).__name__}"
             )
         request = pb.GrepRequest(pattern=_text("pattern", pattern), glob=glob or "", max_matches=max_matches)
         response = self._call("grep", self._stub.Grep, request)
