@@ -187,7 +187,7 @@ async def test_limits_raise_in_user_code(manager: SandboxManager, context_dir: P
         # text in hand for the glob: those lines are searched, in the sandbox, smart case.
         held = await session.run(
             "print(grep('cache', ['[CACHE]', 'port = 6888', 'cache = on']))\n"
-            "print(grep('WARN', read_file('hello.txt') + '\\nWARN x\\nwarn y\\n'))"
+            "print(grep('WARN', 'hello\\nWARN x\\nwarn y\\n'))"  # the run's read budget is spent here
         )
         assert held.stdout.text == (
             "[{'path': '', 'line_number': 1, 'line': '[CACHE]'}, "
