@@ -192,6 +192,7 @@ def test_a_placeholder_is_no_final_answer() -> None:
     for text in ("FINAL(the answer)", 'FINAL("Your final answer here")', "FINAL(<answer>)", "FINAL(...)"):
         assert prose_final(text) is None, text
     assert is_placeholder("The answer.") and not is_placeholder("the answer is 42")
+    assert is_placeholder("<...>") and not is_placeholder("[]") and not is_placeholder("0")
     assert prose_final("FINAL(the answer is Oslo)") == ProseFinal(text="the answer is Oslo")
 
 

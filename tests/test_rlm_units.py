@@ -364,6 +364,7 @@ def test_the_first_message_names_the_first_move_without_inviting_context_assignm
         "The runbook does not mention 'upstream 502'",  # recorded
         "there is no runbook provided in the given context",  # recorded
         "None.",
+        "[]",  # recorded: FINAL_VAR(warn_lines) of an empty list
         "I could not find it",
     ],
 )

@@ -135,8 +135,10 @@ _PLACEHOLDERS = frozenset(
 def is_placeholder(text: str) -> bool:
     """True when a final answer is an instruction's placeholder ("the answer", "<your answer>",
     "..."), not an answer."""
+    if text.strip(" \t\n\"'`<>") in ("...", "\u2026", ""):
+        return True  # "...", "<...>": an ellipsis ("[]" is an answer: an empty list)
     bare = " ".join(text.lower().strip(" \t\n\"'`<>[]{}().:").split())
-    return not bare or bare in _PLACEHOLDERS  # "...", "()": punctuation only
+    return bare in _PLACEHOLDERS
 
 
 def unquoted_final(code: str) -> str | None:
