@@ -423,3 +423,16 @@ def test_both_sides_agree_on_smart_case(pattern: str, capital: bool) -> None:
     from orchestrator.context.store import _has_capital
 
     assert _has_capital(pattern) is capital and has_capital(pattern) is capital
+
+
+def test_a_grep_that_finds_no_line_where_file_names_match_leaves_a_note(store: ContextStore) -> None:
+    """Recorded from the 1.5B model: grep(r"\\.log") to count the .log files, grep(r"2026-03.csv")
+    to find that file, each 0 lines. The store notes that file names match (taken once); a grep that
+    finds lines, or whose pattern names no file, leaves none."""
+    assert store.grep(r"\.md$")[0] == []
+    notes = store.take_notes()
+    assert len(notes) == 1 and "docs/guide.md" in notes[0] and "search_files()" in notes[0]
+    assert store.take_notes() == []
+    store.grep("def")
+    store.grep("no such text anywhere")
+    assert store.take_notes() == []

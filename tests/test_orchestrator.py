@@ -581,6 +581,27 @@ async def test_made_up_output_in_a_reply_is_neither_run_nor_kept(
         assert "imagined" in result.trajectory.iterations[0].reply  # recorded as it came
 
 
+async def test_the_feedback_carries_what_the_store_noticed(tmp_path: Path, context_dir: Path) -> None:
+    """A grep that finds no line where file names match (recorded: grep(r"2026-03.csv") to find that
+    file) is told so under that block's output, and only there."""
+    told: list[str] = []
+    replies = iter(
+        [repl("print(len(grep(r'data\\.csv')))") + repl("print(len(grep('hello')))"), repl("FINAL('ok')")]
+    )
+
+    def script(seen: Seen, index: int) -> str:
+        told.append(seen.last_user)
+        return next(replies)
+
+    async with _orch(tmp_path, script) as orch:
+        result = await orch.run(context=context_dir, query="q")
+    assert result.answer == "ok"
+    first, second = told[1].split("Output of block 2:")
+    assert "0\n\n[grep('data\\\\.csv') searches the lines inside the files" in first
+    assert "(sub/data.csv)" in first
+    assert "grep(" not in second and second.startswith("\n1\n")
+
+
 async def test_llm_query_of_the_query_itself_is_refused(tmp_path: Path, context_dir: Path) -> None:
     """llm_query(the query) asks a model that never sees the context (a small model's habit): the
     code gets an "Error: ..." string saying so, no model is asked, and no sub-call is spent."""

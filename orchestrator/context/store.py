@@ -69,6 +69,23 @@ class ContextStore:
         self._lock = threading.Lock()
         self._cache: LRUCache[str, bytes] = LRUCache(maxsize=max(self.limits.cache_bytes, 1), getsizeof=len)
         self._usage = ContextUsage()
+        self._notes: list[str] = []
+
+    # -- notes --------------------------------------------------------------------------------------
+
+    MAX_NOTES = 8
+
+    def take_notes(self) -> list[str]:
+        """What the store noticed about the calls since the last take, for the model's feedback: a
+        call that found nothing where another call would have (see grep)."""
+        with self._lock:
+            notes, self._notes = self._notes, []
+        return notes
+
+    def _note(self, text: str) -> None:
+        with self._lock:
+            if len(self._notes) < self.MAX_NOTES and text not in self._notes:
+                self._notes.append(text)
 
     # -- accounting --------------------------------------------------------------------------------
 
@@ -193,6 +210,23 @@ class ContextStore:
 
     # -- metadata -----------------------------------------------------------------------------------
 
+    def _note_names(self, pattern: str, compiled: Any, candidates: list[str], deadline: float) -> None:
+        """grep found no line; if file names match the pattern, say so (recorded from the 1.5B model:
+        grep(r"\\.log") to count the .log files, grep(r"2026-03.csv") to find that file: 0 lines)."""
+        try:
+            named = [
+                p for p in candidates if compiled.search(p, timeout=max(deadline - time.monotonic(), 1e-6))
+            ]
+        except TimeoutError:
+            return
+        if named:
+            shown = ", ".join(named[:3]) + (f" and {len(named) - 3:,} more" if len(named) > 3 else "")
+            self._note(
+                f"grep({pattern!r}) searches the lines inside the files, and no line matched; the names "
+                f"of {len(named):,} file(s) match it ({shown}): list_files() or search_files() finds files "
+                "by name"
+            )
+
     def _rooted(self, path: str) -> str:
         """`path` as named from the context's root: a leading "context/" names the root itself when the
         context has no directory of that name (recorded from the 1.5B model, told the files are "the
@@ -315,6 +349,8 @@ class ContextStore:
             raise PatternError(f"the pattern ran past its {timeout:g} s limit: {pattern[:80]!r}") from None
         if truncated and not matches and room < MAX_GREP_RESPONSE_BYTES:
             raise ContextLimitError(f"grep: the run's {self.limits.max_read_bytes}-byte read budget is spent")
+        if not matches:
+            self._note_names(pattern, compiled, candidates, deadline)
         with self._lock:
             self._usage += ContextUsage(bytes_read=size)
         return matches, truncated

@@ -98,6 +98,7 @@ class _Level:
     over_files: bool = False  # its context is a directory (read through the API or the mount)
     read_files: bool = False  # a cell of this level opened a file of the context
     held_answer: str | None = None  # an answer sent back to be checked; it stands if no other comes
+    notes: list[tuple[str, ...]] = field(default_factory=list)  # the store's notes, per block of a reply
     checked: set[str] = field(default_factory=set)  # the answer checks done (each is made once)
 
     @property
@@ -449,6 +450,7 @@ class Run:
                             self.config.max_output_chars,
                             mounted=level.mounted,
                             next_step=check,
+                            notes=level.notes,
                         )
                         if results
                         else check,
@@ -464,6 +466,7 @@ class Run:
                     results,
                     self.config.max_output_chars,
                     mounted=level.mounted,
+                    notes=level.notes,
                 )
                 if results
                 else prompts.NO_CODE
@@ -557,6 +560,7 @@ class Run:
 
     async def _run_blocks(self, reply: str, level: _Level) -> tuple[list[tuple[str, CellResult]], str | None]:
         results: list[tuple[str, CellResult]] = []
+        level.notes = []
         for code in code_blocks(reply):
             assert level.session is not None
             self.emit(CodeStarted(code, level.depth))
@@ -570,6 +574,7 @@ class Run:
                 result = CellResult(CellStatus.INVALID, error=CellError("InvalidInput", exc.message))
             level.repl_s += self.clock.now() - started
             results.append((code, result))
+            level.notes.append(tuple(self.store.take_notes()))
             record = _cell_record(code, result, sorted(level.cell_calls, key=lambda call: call.id))
             await self.record(CellRecorded(self.run_id, level.label, level.iterations, record))
             self.emit(CellFinished(record, level.depth))

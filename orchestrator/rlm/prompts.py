@@ -349,10 +349,12 @@ def cell_feedback(
     *,
     mounted: bool = False,
     next_step: str | None = None,
+    notes: Sequence[Sequence[str]] = (),
 ) -> str:
     """What the model sees after its code ran: each block's output, cut to the limit with a note,
     then what to do next (`next_step`, else the usual line). `mounted`: the context's files are the
-    working directory (a missing path gets a hint)."""
+    working directory (a missing path gets a hint). `notes`: per block, what the context store
+    noticed about its calls (a grep that found no line where file names match)."""
     parts = []
     for index, (_code, result) in enumerate(code_results, 1):
         body = result.stdout.text
@@ -380,6 +382,8 @@ def cell_feedback(
             body += "\n" + MISSING_PATH
         if len(body) > max_chars:
             body = body[:max_chars] + f"\n[output truncated: {len(body):,} characters, showing {max_chars:,}]"
+        for note in notes[index - 1] if index <= len(notes) else ():  # after the cut: never cut off
+            body += f"\n[{note}]"
         parts.append(f"{OUTPUT_HEADER} {index}:\n{body or '(no output)'}")
     failed = any(
         result.error is not None or result.status is not CellStatus.OK for _c, result in code_results
