@@ -51,7 +51,7 @@ class ProseFinal:
 _IMAGINED_OUTPUT = re.compile(
     r"^[ \t]*(?:Output of block \d+:|```output\b"
     r"|```[\w-]*[ \t]*\n[ \t]*Traceback \(most recent call last\):)",
-    re.MULTILINE,
+    re.MULTILINE | re.IGNORECASE,  # recorded: "OUTPUT OF BLOCK 1:" too
 )
 
 
