@@ -602,6 +602,35 @@ async def test_the_feedback_carries_what_the_store_noticed(tmp_path: Path, conte
     assert "grep(" not in second and second.startswith("\n1\n")
 
 
+async def test_an_answer_computed_from_a_restored_name_is_sent_back_once(
+    tmp_path: Path, context_dir: Path
+) -> None:
+    """Recorded from the 1.5B model: `context = list_files("logs")` printed 3 in one block, and
+    `FINAL(len(context))` in the next gave the whole context's 5 (`context` was restored between
+    them, as the official REPL does). Such an answer is sent back once, saying why; one whose own
+    block assigned the name before using it is taken at once."""
+    told: list[str] = []
+    replies = iter(
+        [
+            repl("context = list_files('sub')\nprint(len(context))") + repl("FINAL(len(context))"),
+            repl("files = list_files('sub')\nFINAL(len(files))"),
+        ]
+    )
+
+    def script(seen: Seen, index: int) -> str:
+        told.append(seen.last_user)
+        return next(replies)
+
+    async with _orch(tmp_path, script) as orch:
+        result = await orch.run(context=context_dir, query="how many files in sub?")
+        assert (result.answer, result.metadata.iterations) == ("1", 2)
+        assert told[1].endswith(prompts.stale_answer(["context"])) and "Output of block 1:\n1\n" in told[1]
+        same_block = _turns(repl("context = list_files('sub')\nFINAL(len(context))"))
+    async with _orch(tmp_path, same_block) as orch:
+        taken = await orch.run(context=context_dir, query="q")
+    assert (taken.answer, taken.metadata.iterations) == ("1", 1)
+
+
 async def test_llm_query_of_the_query_itself_is_refused(tmp_path: Path, context_dir: Path) -> None:
     """llm_query(the query) asks a model that never sees the context (a small model's habit): the
     code gets an "Error: ..." string saying so, no model is asked, and no sub-call is spent."""

@@ -7,6 +7,7 @@ from orchestrator.rlm.parsing import (
     ProseFinal,
     code_blocks,
     is_placeholder,
+    names_in,
     own_text,
     prose_final,
     unquoted_final,
@@ -203,3 +204,9 @@ def test_a_reply_ends_at_a_traceback_it_writes_as_code() -> None:
     own = own_text(reply)
     assert "Traceback" in reply and "Traceback" not in own
     assert code_blocks(own) == code_blocks(reply)[:1]
+
+
+def test_the_names_a_block_uses() -> None:
+    used = names_in("context = list_files('logs')\nFINAL(len(context))")
+    assert used == {"context", "list_files", "FINAL", "len"}
+    assert names_in("FINAL(") == set()

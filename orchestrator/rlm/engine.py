@@ -51,7 +51,7 @@ from .events import (
     SubCallFinished,
     SubCallStarted,
 )
-from .parsing import code_blocks, is_placeholder, own_text, prose_final, unquoted_final
+from .parsing import code_blocks, is_placeholder, names_in, own_text, prose_final, unquoted_final
 from .records import (
     ROOT,
     CellRecorded,
@@ -99,6 +99,8 @@ class _Level:
     read_files: bool = False  # a cell of this level opened a file of the context
     held_answer: str | None = None  # an answer sent back to be checked; it stands if no other comes
     notes: list[tuple[str, ...]] = field(default_factory=list)  # the store's notes, per block of a reply
+    restored: set[str] = field(default_factory=set)  # the REPL's names its cells assigned (then restored)
+    stale: frozenset[str] = frozenset()  # of those, the ones the code that gave the last answer used
     checked: set[str] = field(default_factory=set)  # the answer checks done (each is made once)
 
     @property
@@ -356,9 +358,15 @@ class Run:
 
     def _answer_check(self, answer: str, level: _Level) -> str | None:
         """What to tell the model when its answer is sent back to be checked, or None when it is
-        taken. Each check is made once a level, for small models (both off by default): an answer over
-        a directory given before any code read a file of it, and an answer that says nothing was found
-        (code that looks in the wrong place, or for the wrong text, finds nothing too)."""
+        taken. Each check is made once a level. Always: an answer computed from a name of the REPL's
+        (`context`) that an earlier cell assigned, and the REPL then restored (recorded from the 1.5B
+        model: `context = list_files("logs")` printed 3, then `FINAL(len(context))` gave the whole
+        context's 5). For small models (off by default): an answer over a directory given before any
+        code read a file of it, and an answer that says nothing was found (code that looks in the
+        wrong place, or for the wrong text, finds nothing too)."""
+        if level.stale and "stale" not in level.checked:
+            level.checked.add("stale")
+            return prompts.stale_answer(sorted(level.stale))
         if self.config.check_unread_answers and "unread" not in level.checked and self._unread(level):
             level.checked.add("unread")
             return prompts.UNREAD_ANSWER
@@ -561,6 +569,7 @@ class Run:
     async def _run_blocks(self, reply: str, level: _Level) -> tuple[list[tuple[str, CellResult]], str | None]:
         results: list[tuple[str, CellResult]] = []
         level.notes = []
+        level.stale = frozenset()
         for code in code_blocks(reply):
             assert level.session is not None
             self.emit(CodeStarted(code, level.depth))
@@ -580,8 +589,11 @@ class Run:
             self.emit(CellFinished(record, level.depth))
             if result.final is not None:
                 if result.final.strip() and not is_placeholder(result.final):
+                    # Names an earlier cell assigned were the REPL's again when this one ran.
+                    level.stale = frozenset(level.restored & names_in(code))
                     return results, result.final
                 results[-1] = (code, _empty_final(result))  # an empty answer is none: the model hears so
+            level.restored.update(result.restored)
             if result.status.sandbox_died:
                 # Its variables are gone: the rest of this reply assumed them. Tell the model, start afresh.
                 await self.manager.close_session(level.session)

@@ -141,6 +141,15 @@ def is_placeholder(text: str) -> bool:
     return bare in _PLACEHOLDERS
 
 
+def names_in(code: str) -> set[str]:
+    """The names the code reads or writes (empty when it does not parse)."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return set()
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+
+
 def unquoted_final(code: str) -> str | None:
     """The text of a block that is one FINAL(...) of unquoted prose, so not Python ("FINAL(6 files in
     the orders directory)", a small model's habit), as the official implementation reads a FINAL in

@@ -326,6 +326,17 @@ OUTPUT_HEADER = "Output of block"
 IMAGINED_OUTPUT = ("\n" + OUTPUT_HEADER, "```output")
 
 
+def stale_answer(names: Sequence[str]) -> str:
+    """Why an answer computed from a name the REPL restored is sent back."""
+    quoted = ", ".join(f"`{name}`" for name in names)
+    return (
+        f"That answer is not taken yet: it was computed from {quoted}, which an earlier block assigned "
+        "and the REPL restored after that block, so the code used the REPL's value, not yours "
+        "(`context` is the whole context). Compute it again under a name of your own, such as `files`, "
+        "then give FINAL again."
+    )
+
+
 def restored_note(names: Sequence[str]) -> str:
     """What the model hears when a block assigned the REPL's own names (recorded from the 1.5B model:
     `context = list_files("orders/")` in one reply, `FINAL(len(context))` in the next, which counted
