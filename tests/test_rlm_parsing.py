@@ -210,3 +210,12 @@ def test_the_names_a_block_uses() -> None:
     used = names_in("context = list_files('logs')\nFINAL(len(context))")
     assert used == {"context", "list_files", "FINAL", "len"}
     assert names_in("FINAL(") == set()
+
+
+def test_code_inside_final_is_no_prose_answer() -> None:
+    """Recorded: FINAL(answer["content"] = f"{len(files)} files ...") is a SyntaxError whose inside is
+    code, not prose: it is no answer (the model sees the error), where FINAL(6 files in the orders
+    directory) is the text."""
+    block = code_blocks(_recorded("tier-ea33b73-facts-order-files.json", 0))[-1]
+    assert block.startswith('FINAL(answer["content"] = ') and unquoted_final(block) is None
+    assert unquoted_final("FINAL(6 files in the orders directory)") == "6 files in the orders directory"

@@ -162,7 +162,9 @@ def unquoted_final(code: str) -> str | None:
     if inner is None or match.end() + len(inner) + 1 != len(text):
         return None  # more than one FINAL(...) call in the block
     inner = inner.strip()
-    return inner if inner and not is_placeholder(inner) else None
+    if not inner or is_placeholder(inner) or _parses(inner):
+        return None  # code inside FINAL, not prose (recorded: FINAL(answer["content"] = f"...")): an error
+    return inner
 
 
 def _final_of(kind: str, inner: str) -> ProseFinal | None:
