@@ -190,7 +190,8 @@ class LLMEndpoint:
         _check(all(self.models), "a model name must not be empty")
         _check(
             self.stream or not self.stop_repeating,
-            f"endpoints.{self.name}.stop_repeating needs stream = true (a loop is seen as the reply streams)",
+            f"endpoints.{self.name}.stop_repeating needs stream = true (rlm run --stream-replies): a "
+            "loop is seen as the reply streams",
         )
 
 
