@@ -219,3 +219,18 @@ def test_code_inside_final_is_no_prose_answer() -> None:
     block = code_blocks(_recorded("tier-ea33b73-facts-order-files.json", 0))[-1]
     assert block.startswith('FINAL(answer["content"] = ') and unquoted_final(block) is None
     assert unquoted_final("FINAL(6 files in the orders directory)") == "6 files in the orders directory"
+
+
+def test_the_recorded_loop_over_a_str_is_seen_as_such() -> None:
+    """The output the 1.5B model's `for line in read_file(path): print(line)` printed (recorded, cut
+    to 1,500 characters) is output one character to a line."""
+    import json
+    from pathlib import Path
+
+    from orchestrator.rlm.prompts import by_character
+
+    data = json.loads(
+        (Path(__file__).parent / "data" / "model_replies" / "tier-63900cc-sample-warn-day2.json").read_text()
+    )
+    printed = data["replies"][1]["cells"][0]["output"].split("\n", 1)[1]  # after its header line
+    assert by_character(printed) and not by_character(data["replies"][0]["cells"][0]["output"])

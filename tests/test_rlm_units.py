@@ -399,3 +399,16 @@ def test_a_refused_llm_query_names_a_first_move_from_the_query(query: str, move:
     assert prompts.first_move(query) == move
     told = prompts.query_as_prompt(query)
     assert (f"for example, {move}" in told) if move else ("list_files(), then read_file()" in told)
+
+
+def test_output_printed_one_character_to_a_line_is_shown_short_with_why() -> None:
+    """Recorded: `for line in read_file(path): print(line)` printed 30,000 lines of one character; the
+    first 4,000 characters of it cost the next reply 100 s to read. Such output is shown in 12 lines,
+    with what went wrong; output of short lines of data is not."""
+    text = "2026-11-02T00:00:00Z INFO  auth: handled request 5855\n" * 20
+    spelled = "".join(f"{c}\n" for c in text)
+    told = cell_feedback([("a", CellResult(CellStatus.OK, stdout=Output(spelled, len(spelled))))], 4000)
+    assert "character by character" in told and ".splitlines()" in told and len(told) < 600
+    digits = "".join(f"{n % 10}\n" for n in range(40)) + "".join(f"row {n}\n" for n in range(20))
+    plain = cell_feedback([("a", CellResult(CellStatus.OK, stdout=Output(digits, len(digits))))], 4000)
+    assert "character by character" not in plain

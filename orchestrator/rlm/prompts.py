@@ -354,6 +354,22 @@ def restored_note(names: Sequence[str]) -> str:
     )
 
 
+# Output printed one character to a line: a loop over a str (recorded from the 1.5B model: `for line
+# in read_file(path): print(line)`, 30,000 lines of one character, whose first 4,000 characters cost
+# the next reply 100 s to read). Shown short, with what went wrong.
+CHARACTER_LINES_SHOWN = 12
+BY_CHARACTER = (
+    "[... {lines:,} lines of one character each, {shown} shown: the loop went over a str character by "
+    "character; read_file() returns one str, and its .splitlines() are the lines]"
+)
+
+
+def by_character(output: str) -> bool:
+    """True when output of 50 lines or more is nearly all lines of at most one character."""
+    lines = output.split("\n")
+    return len(lines) >= 50 and sum(len(line) <= 1 for line in lines) >= 0.9 * len(lines)
+
+
 def cell_feedback(
     code_results: list[tuple[str, CellResult]],
     max_chars: int,
@@ -369,6 +385,9 @@ def cell_feedback(
     parts = []
     for index, (_code, result) in enumerate(code_results, 1):
         body = result.stdout.text
+        if by_character(body):
+            shown = "\n".join(body.split("\n")[:CHARACTER_LINES_SHOWN])
+            body = f"{shown}\n{BY_CHARACTER.format(lines=body.count(chr(10)), shown=CHARACTER_LINES_SHOWN)}"
         if result.stderr.text:
             body += ("\n" if body else "") + result.stderr.text
         if result.error is not None:
