@@ -194,6 +194,8 @@ async def test_limits_raise_in_user_code(manager: SandboxManager, context_dir: P
             "{'path': '', 'line_number': 3, 'line': 'cache = on'}]\n"
             "[{'path': '', 'line_number': 2, 'line': 'WARN x'}]\n"
         ), held
+        strict = await session.run("print(len(grep('(?-i)warn', ['WARN a', 'warn b'])))")
+        assert strict.stdout.text == "1\n", strict
         odd = await session.run("grep('cache', 42)")
         assert odd.error is not None and odd.error.type == "TypeError"
         assert "pattern of file paths" in odd.error.message

@@ -106,6 +106,10 @@ def test_a_leading_context_names_the_root_when_no_such_directory_exists(tmp_path
     assert with_dir.list_files("context") == ["context/a.txt"]
     with pytest.raises(ContextPathError):
         with_dir.read("context/b.txt")
+    named = tmp_path / "named"
+    named.mkdir()
+    (named / "context").write_text("a file named context\n")
+    assert ContextStore(FileSystemContext(named)).read("context") == b"a file named context\n"
 
 
 def test_include_and_exclude_narrow_the_context(tmp_path: Path) -> None:
@@ -413,7 +417,8 @@ def test_indexing_a_large_tree_reports_progress(tmp_path: Path, monkeypatch: pyt
 @pytest.mark.parametrize(
     ("pattern", "capital"),
     [("warn", False), ("WARN", True), (r"\S+\W", False), (r"\p{Lu}x", False), (r"(?P<Name>a)", False),
-     (r"(?i:A)b", True), ("Hugo Rossi", True), (r"e-\d+", False), (r"E-\d+", True)],
+     (r"(?i:A)b", True), ("Hugo Rossi", True), (r"e-\d+", False), (r"E-\d+", True),
+     (r"(?<=WARN).*", True), (r"(?<!x)warn", False)],
 )  # fmt: skip
 def test_both_sides_agree_on_smart_case(pattern: str, capital: bool) -> None:
     """The host's grep and the sandbox's grep over held text decide smart case alike (each side keeps

@@ -629,6 +629,13 @@ async def test_an_answer_computed_from_a_restored_name_is_sent_back_once(
     async with _orch(tmp_path, same_block) as orch:
         taken = await orch.run(context=context_dir, query="q")
     assert (taken.answer, taken.metadata.iterations) == ("1", 1)
+    # Assigned again in the answer's own block, or a function of the REPL's put back: taken at once.
+    again = repl("context = 1\ngrep = 2") + repl(
+        "context = list_files('sub')\nFINAL(len(grep('hello')) + len(context))"
+    )
+    async with _orch(tmp_path, _turns(again)) as orch:
+        own = await orch.run(context=context_dir, query="q")
+    assert (own.answer, own.metadata.iterations) == ("2", 1)
 
 
 async def test_llm_query_of_the_query_itself_is_refused(tmp_path: Path, context_dir: Path) -> None:

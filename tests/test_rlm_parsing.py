@@ -5,6 +5,7 @@ from __future__ import annotations
 from orchestrator.llm.loops import loop_end
 from orchestrator.rlm.parsing import (
     ProseFinal,
+    assigned_in,
     code_blocks,
     is_placeholder,
     names_in,
@@ -234,3 +235,20 @@ def test_the_recorded_loop_over_a_str_is_seen_as_such() -> None:
     )
     printed = data["replies"][1]["cells"][0]["output"].split("\n", 1)[1]  # after its header line
     assert by_character(printed) and not by_character(data["replies"][0]["cells"][0]["output"])
+
+
+def test_a_traceback_quoted_in_a_bare_fence_is_the_models_own_prose() -> None:
+    """Only a ```repl / ```python fence opening on a traceback is made-up output: a strong model's
+    "The error was: ```Traceback ...``` Fix: ```repl ...```" is its own reply, whole."""
+    reply = (
+        "The error was:\n```\nTraceback (most recent call last):\nKeyError: 'x'\n```\n"
+        "Fix:\n```repl\nprint(1)\n```\n"
+    )
+    assert own_text(reply) == reply and code_blocks(reply) == ["print(1)\n"]
+
+
+def test_ellipsis_is_a_placeholder_and_assignments_are_told_apart() -> None:
+    """FINAL(...) run as code answers "Ellipsis"; the names a block assigns are told from those it reads."""
+    assert is_placeholder("Ellipsis")
+    assert assigned_in("context = list_files()\nFINAL(len(context))") == {"context"}
+    assert assigned_in("FINAL(len(context))") == set()

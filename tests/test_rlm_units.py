@@ -412,3 +412,9 @@ def test_output_printed_one_character_to_a_line_is_shown_short_with_why() -> Non
     digits = "".join(f"{n % 10}\n" for n in range(40)) + "".join(f"row {n}\n" for n in range(20))
     plain = cell_feedback([("a", CellResult(CellStatus.OK, stdout=Output(digits, len(digits))))], 4000)
     assert "character by character" not in plain
+
+
+def test_a_quoted_first_move_greps_for_the_text_itself() -> None:
+    """Quoted text goes into the suggested grep as itself, its regex characters escaped."""
+    move = prompts.first_move("What does the runbook say about 'upstream 502 (bad gateway)'?")
+    assert move == r"grep(r'upstream 502 \(bad gateway\)')"

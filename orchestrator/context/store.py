@@ -70,6 +70,7 @@ class ContextStore:
         self._cache: LRUCache[str, bytes] = LRUCache(maxsize=max(self.limits.cache_bytes, 1), getsizeof=len)
         self._usage = ContextUsage()
         self._notes: list[str] = []
+        self._context_dir: tuple[object, bool] | None = None  # (the index, has it a "context" entry)
 
     # -- notes --------------------------------------------------------------------------------------
 
@@ -234,8 +235,14 @@ class ContextStore:
         normal = normalise(path) if path else ""
         if normal != "context" and not normal.startswith("context/"):
             return path
-        if any(e.path.startswith("context/") for e in self.source.index()):
-            return path
+        index = self.source.index()
+        if self._context_dir is None or self._context_dir[0] is not index:  # once per index
+            self._context_dir = (
+                index,
+                any(e.path.startswith("context/") or e.path == "context" for e in index),
+            )
+        if self._context_dir[1]:
+            return path  # a file or directory of that name: it is meant
         return normal.removeprefix("context").removeprefix("/")
 
     def list_files(self, directory: str = "", glob: str = "") -> list[str]:
@@ -376,7 +383,7 @@ def _check_repeats(pattern: str) -> None:
 
 # What is not a letter to match in a pattern: escapes (\S, \W, \p{Lu}, \N{...}), group names and
 # inline flags; a capital elsewhere is one to match, and switches smart case off.
-_NOT_LITERAL = regex.compile(r"\\[pPN]\{[^}]*\}|\\.|\(\?P?<[^>]*>|\(\?[a-zA-Z-]+[:)]")
+_NOT_LITERAL = regex.compile(r"\\[pPN]\{[^}]*\}|\\.|\(\?P?<[A-Za-z_]\w*>|\(\?[a-zA-Z-]+[:)]")
 
 
 def _has_capital(pattern: str) -> bool:

@@ -211,14 +211,16 @@ class OpenAIProvider:
                         f"{watch.seen:,}",
                         f"{watch.cut:,}",
                     )
-                    pieces = [watch.kept]
                     break  # closing the stream tells the server to stop generating
         finally:
             await stream.close()
         if chunks == 0 and usage.total == 0:
             raise not_a_completion("a stream without a single chat completion chunk")
-        text = "".join(pieces)
-        return text, estimate_usage(payload, text, usage)
+        generated = "".join(pieces)
+        # A cut loop: the reply is its kept part (the relay then gives the listener exactly that), and
+        # its usage is what was generated.
+        text = watch.kept if watch is not None and watch.cut else generated
+        return text, estimate_usage(payload, generated, usage)
 
     async def aclose(self) -> None:
         await self._client.close()

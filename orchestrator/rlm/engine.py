@@ -51,7 +51,15 @@ from .events import (
     SubCallFinished,
     SubCallStarted,
 )
-from .parsing import code_blocks, is_placeholder, names_in, own_text, prose_final, unquoted_final
+from .parsing import (
+    assigned_in,
+    code_blocks,
+    is_placeholder,
+    names_in,
+    own_text,
+    prose_final,
+    unquoted_final,
+)
 from .records import (
     ROOT,
     CellRecorded,
@@ -589,8 +597,10 @@ class Run:
             self.emit(CellFinished(record, level.depth))
             if result.final is not None:
                 if result.final.strip() and not is_placeholder(result.final):
-                    # Names an earlier cell assigned were the REPL's again when this one ran.
-                    level.stale = frozenset(level.restored & names_in(code))
+                    # `context`, assigned by an earlier cell, was the REPL's again when this one ran
+                    # (unless this one assigned it itself); a function put back is what it meant.
+                    used = ({"context"} & names_in(code)) - assigned_in(code)
+                    level.stale = frozenset(level.restored & used)
                     return results, result.final
                 results[-1] = (code, _empty_final(result))  # an empty answer is none: the model hears so
             level.restored.update(result.restored)

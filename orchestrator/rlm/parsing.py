@@ -50,7 +50,7 @@ class ProseFinal:
 # anything it wrote after that is an answer to it.
 _IMAGINED_OUTPUT = re.compile(
     r"^[ \t]*(?:Output of block \d+:|```output\b"
-    r"|```[\w-]*[ \t]*\n[ \t]*Traceback \(most recent call last\):)",
+    r"|```(?:repl|python3?|py)[ \t]*\n[ \t]*Traceback \(most recent call last\):)",
     re.MULTILINE | re.IGNORECASE,  # recorded: "OUTPUT OF BLOCK 1:" too
 )
 
@@ -128,7 +128,7 @@ def prose_final(reply: str) -> ProseFinal | None:
 # (recorded from the 1.5B model: `Final(the answer)` after "end with FINAL(the answer)").
 _PLACEHOLDERS = frozenset(
     "answer|the answer|your answer|final answer|the final answer|your final answer|answer here|"
-    "the answer here|your answer here|your final answer here|the result".split("|")
+    "the answer here|your answer here|your final answer here|the result|ellipsis".split("|")
 )
 
 
@@ -148,6 +148,17 @@ def names_in(code: str) -> set[str]:
     except (SyntaxError, ValueError):
         return set()
     return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+
+
+def assigned_in(code: str) -> set[str]:
+    """The names the code assigns (empty when it does not parse)."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return set()
+    return {
+        node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
+    }
 
 
 def unquoted_final(code: str) -> str | None:

@@ -138,7 +138,9 @@ def first_move(query: str) -> str:
         return f"read_file({path.group(0)!r}).splitlines()"
     quoted = _QUOTED.search(query)
     if quoted:
-        return f"grep(r{(quoted.group(1) or quoted.group(2))!r})"
+        literal = re.sub(r"([.^$*+?{}\[\]\\|()])", r"\\\1", quoted.group(1) or quoted.group(2))
+        quote = '"' if "'" in literal else "'"
+        return f"grep(r{quote}{literal}{quote})"  # the quoted text as itself: "(bad gateway)" is no group
     coded = re.search(r"\b[A-Za-z]+-\d[\w-]*\b|\b[A-Z]{2,}\b", query)
     named = _NAME.search(query.strip())
     word = coded.group(0) if coded else named.group(1) if named else ""

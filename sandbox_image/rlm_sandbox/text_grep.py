@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import PatternError
 
-_NOT_LITERAL = re.compile(r"\\[pPN]\{[^}]*\}|\\.|\(\?P?<[^>]*>|\(\?[a-zA-Z-]+[:)]")
+_NOT_LITERAL = re.compile(r"\\[pPN]\{[^}]*\}|\\.|\(\?P?<[A-Za-z_]\w*>|\(\?[a-zA-Z-]+[:)]")
 
 
 def has_capital(pattern: str) -> bool:
@@ -37,8 +37,11 @@ def grep_text(pattern: str, text: Any, max_matches: int) -> list[dict[str, Any]]
     lines = text.splitlines() if isinstance(text, str) else list(text)
     if not all(isinstance(line, str) for line in lines):
         raise TypeError("grep(pattern, lines): every line must be a str")
+    sensitive = has_capital(pattern) or pattern.startswith("(?-i)")
+    if pattern.startswith("(?-i)"):  # the host's way to turn smart case off; Python's re has no global -i
+        pattern = pattern[len("(?-i)") :] or pattern
     try:
-        compiled = re.compile(pattern, 0 if has_capital(pattern) else re.IGNORECASE)
+        compiled = re.compile(pattern, 0 if sensitive else re.IGNORECASE)
     except re.error as exc:
         raise PatternError(f"not a valid regular expression: {exc}") from None
     found = [
