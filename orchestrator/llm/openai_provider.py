@@ -203,7 +203,9 @@ class OpenAIProvider:
                     if isinstance(piece, str) and piece:
                         pieces.append(piece)
                         emit(piece)
-                if watch is not None and watch.looping(pieces):
+                        if watch is not None:
+                            watch.text += piece
+                if watch is not None and watch.looping():
                     log.warning(
                         "the reply of %s started looping: read no further after %s characters, one "
                         "turn of the loop kept at %s (endpoints.*.stop_repeating)",
@@ -233,14 +235,11 @@ class _LoopWatch:
     CHECK_EVERY = 40
 
     def __init__(self) -> None:
-        self.text = ""
+        self.text = ""  # the reply so far
         self.seen = 0  # the reply's length when last looked at
         self.cut = 0  # where a looping reply ends
-        self._taken = 0  # pieces already added to `text`
 
-    def looping(self, pieces: list[str]) -> bool:
-        self.text += "".join(pieces[self._taken :])
-        self._taken = len(pieces)
+    def looping(self) -> bool:
         if len(self.text) - self.seen < self.CHECK_EVERY:
             return False
         self.seen = len(self.text)

@@ -21,6 +21,8 @@ import re
 import textwrap
 from dataclasses import dataclass
 
+from .prompts import OUTPUT_HEADER
+
 _RUNNABLE = {"repl", "python", "py", "python3"}
 _OPEN = re.compile(r"^([ \t]*)```[ \t]*([A-Za-z0-9_+-]*)[ \t]*$")
 _CLOSE = re.compile(r"^[ \t]*```[ \t]*$")
@@ -49,7 +51,7 @@ class ProseFinal:
 # last cell, written out again as if it were code): what follows is output the model made up, and
 # anything it wrote after that is an answer to it.
 _IMAGINED_OUTPUT = re.compile(
-    r"^[ \t]*(?:Output of block \d+:|```output\b"
+    rf"^[ \t]*(?:{re.escape(OUTPUT_HEADER)} \d+:|```output\b"
     r"|```(?:repl|python3?|py)[ \t]*\n[ \t]*Traceback \(most recent call last\):)",
     re.MULTILINE | re.IGNORECASE,  # recorded: "OUTPUT OF BLOCK 1:" too
 )
@@ -141,24 +143,22 @@ def is_placeholder(text: str) -> bool:
     return bare in _PLACEHOLDERS
 
 
-def names_in(code: str) -> set[str]:
-    """The names the code reads or writes (empty when it does not parse)."""
+def _name_nodes(code: str) -> list[ast.Name]:
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError):
-        return set()
-    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+        return []
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Name)]
+
+
+def names_in(code: str) -> set[str]:
+    """The names the code reads or writes (empty when it does not parse)."""
+    return {node.id for node in _name_nodes(code)}
 
 
 def assigned_in(code: str) -> set[str]:
     """The names the code assigns (empty when it does not parse)."""
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError):
-        return set()
-    return {
-        node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
-    }
+    return {node.id for node in _name_nodes(code) if isinstance(node.ctx, ast.Store)}
 
 
 def unquoted_final(code: str) -> str | None:
