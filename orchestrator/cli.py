@@ -177,8 +177,9 @@ def _add_run_parser(sub: Any) -> None:
         "--check-answers",
         action="store_true",
         default=None,
-        help="an answer that says nothing was found ('0 lines ...', 'not found') is sent back once to "
-        "be checked (run.check_empty_answers; for small models)",
+        help="an answer that says nothing was found ('0 lines ...', 'not found'), or that came in the "
+        "reply of a grep that found no line where file names match, is sent back once to be checked "
+        "(run.check_empty_answers; for small models)",
     )
     rlm.add_argument(
         "--stream-replies",

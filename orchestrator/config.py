@@ -125,7 +125,9 @@ class RLMConfig:
     # An answer that says nothing was found ("0 lines ...", "No WARN lines found", "not found"), is
     # sent back once to be checked against a few printed lines of the files (the 1.5B model counts
     # with code that finds nothing, e.g. a loop over a str's characters, and believes the 0). Off by
-    # default, for the same reason; `rlm run --check-answers` turns it on.
+    # default, for the same reason; `rlm run --check-answers` turns it on. It also sends back once an
+    # answer given in a reply whose grep found no line where file names matched (the store's note):
+    # the model wrote the answer with the code, before it saw that output.
     check_empty_answers: bool = False
     # Root replies are asked with a stop sequence where the REPL's feedback would begin ("\nOutput of
     # block"): a small model goes on to write the output of its code itself, tokens that cost time and

@@ -433,11 +433,17 @@ def test_both_sides_agree_on_smart_case(pattern: str, capital: bool) -> None:
 def test_a_grep_that_finds_no_line_where_file_names_match_leaves_a_note(store: ContextStore) -> None:
     """Recorded from the 1.5B model: grep(r"\\.log") to count the .log files, grep(r"2026-03.csv")
     to find that file, each 0 lines. The store notes that file names match (taken once); a grep that
-    finds lines, or whose pattern names no file, leaves none."""
+    finds lines, or whose pattern names no file, leaves none. One file named is the file the model
+    meant to find: the note says how to read it (the model otherwise greps for its name again)."""
     assert store.grep(r"\.md$")[0] == []
     notes = store.take_notes()
-    assert len(notes) == 1 and "docs/guide.md" in notes[0] and "search_files()" in notes[0]
+    assert len(notes) == 1 and "the file docs/guide.md matches" in notes[0]
+    assert "read_file('docs/guide.md').splitlines()" in notes[0]
     assert store.take_notes() == []
+    assert store.grep(r"\.py$")[0] == []
+    notes = store.take_notes()
+    assert len(notes) == 1 and "3 files match it (alias.py, src/main.py, src/pkg/util.py)" in notes[0]
+    assert "search_files()" in notes[0] and "read_file" not in notes[0]
     store.grep("def")
     store.grep("no such text anywhere")
     assert store.take_notes() == []

@@ -598,8 +598,31 @@ async def test_the_feedback_carries_what_the_store_noticed(tmp_path: Path, conte
     assert result.answer == "ok"
     first, second = told[1].split("Output of block 2:")
     assert "0\n\n[grep('data\\\\.csv') searches the lines inside the files" in first
-    assert "(sub/data.csv)" in first
+    assert "the file sub/data.csv matches it: read_file('sub/data.csv').splitlines()" in first
     assert "grep(" not in second and second.startswith("\n1\n")
+
+
+@pytest.mark.parametrize("check", [True, False])
+async def test_an_answer_written_beside_a_grep_that_found_no_line_is_sent_back_once(
+    tmp_path: Path, context_dir: Path, check: bool
+) -> None:
+    """Recorded from the 1.5B model: grep(r"staff", glob="people/*") found no line (a file's name
+    matched), and the same reply's next block answered FINAL(f"{len(hits) - 1} people ..."), written
+    before that output came. With check_empty_answers it is sent back once, after the output and the
+    store's note; the next answer is taken, even after another such grep. Off: taken at once."""
+    told: list[str] = []
+    blind = repl("hits = grep(r'data\\.csv')\nprint(len(hits))") + repl("FINAL(f'{len(hits) + 2} rows')")
+    replies = iter([blind, blind.replace("+ 2", "+ 3")])
+
+    def script(seen: Seen, index: int) -> str:
+        told.append(seen.last_user)
+        return next(replies)
+
+    async with _orch(tmp_path, script, run={"check_empty_answers": check}) as orch:
+        result = await orch.run(context=context_dir, query="how many rows has data.csv?")
+    assert result.answer == ("3 rows" if check else "2 rows")
+    if check:
+        assert "read_file('sub/data.csv')" in told[1] and told[1].endswith(prompts.UNSEEN_ANSWER)
 
 
 async def test_an_answer_computed_from_a_restored_name_is_sent_back_once(

@@ -366,6 +366,8 @@ def test_the_first_message_names_the_first_move_without_inviting_context_assignm
         "None.",
         "[]",  # recorded: FINAL_VAR(warn_lines) of an empty list
         "I could not find it",
+        "-1 people are listed in people/staff.csv (rows after the header)",  # recorded: len([]) - 1
+        "-1",
     ],
 )
 def test_an_answer_that_says_nothing_was_found_is_recognised(answer: str) -> None:
@@ -375,7 +377,7 @@ def test_an_answer_that_says_nothing_was_found_is_recognised(answer: str) -> Non
 @pytest.mark.parametrize(
     "answer",
     ["60", "57 log lines contain 'card declined'", "No, it restarted twice", "0.5", "Oslo", "QX-8411",
-     "Run the health check, then restart the gateway", "nonexistent? no: 5 files"],
+     "Run the health check, then restart the gateway", "nonexistent? no: 5 files", "-1.5", "-12 degrees"],
 )  # fmt: skip
 def test_an_answer_that_found_something_is_not_taken_for_nothing(answer: str) -> None:
     assert not prompts.finds_nothing(answer)

@@ -220,11 +220,16 @@ class ContextStore:
             ]
         except TimeoutError:
             return
-        if named:
+        if len(named) == 1:  # the file the model meant to find: how to read it (it greps for it again)
+            self._note(
+                f"grep({pattern!r}) searches the lines inside the files, and no line matched; the name of "
+                f"the file {named[0]} matches it: read_file({named[0]!r}).splitlines() gives its lines"
+            )
+        elif named:
             shown = ", ".join(named[:3]) + (f" and {len(named) - 3:,} more" if len(named) > 3 else "")
             self._note(
                 f"grep({pattern!r}) searches the lines inside the files, and no line matched; the names "
-                f"of {len(named):,} file(s) match it ({shown}): list_files() or search_files() finds files "
+                f"of {len(named):,} files match it ({shown}): list_files() or search_files() finds files "
                 "by name"
             )
 

@@ -370,7 +370,8 @@ class Run:
         (`context`) that an earlier cell assigned, and the REPL then restored (recorded from the 1.5B
         model: `context = list_files("logs")` printed 3, then `FINAL(len(context))` gave the whole
         context's 5). For small models (off by default): an answer over a directory given before any
-        code read a file of it, and an answer that says nothing was found (code that looks in the
+        code read a file of it; an answer given in a reply whose grep found no line where file names
+        matched (the store's note); and an answer that says nothing was found (code that looks in the
         wrong place, or for the wrong text, finds nothing too)."""
         if level.stale and "stale" not in level.checked:
             level.checked.add("stale")
@@ -378,6 +379,12 @@ class Run:
         if self.config.check_unread_answers and "unread" not in level.checked and self._unread(level):
             level.checked.add("unread")
             return prompts.UNREAD_ANSWER
+        if self.config.check_empty_answers and "unseen" not in level.checked and any(level.notes):
+            # Written with the code, before its output came: a grep of that reply found no line where
+            # file names matched (recorded: grep(r"staff", glob="people/*") gave [], then
+            # FINAL(f"{len(hits) - 1} people ..."); grep(r"2026-03.csv") for the file to sum).
+            level.checked.add("unseen")
+            return prompts.UNSEEN_ANSWER
         if self.config.check_empty_answers and "empty" not in level.checked and prompts.finds_nothing(answer):
             level.checked.add("empty")
             return prompts.EMPTY_ANSWER

@@ -299,9 +299,17 @@ EMPTY_ANSWER = (
     "or `context`) to see how they are written, check your code against them (a text is one str: "
     ".splitlines() gives its lines), then give FINAL again (the same answer, if it stands)."
 )
+# An answer given in the reply whose grep found no line where file names match (the store's note is
+# shown under that block's output): the answer was written with the code, before the output came.
+UNSEEN_ANSWER = (
+    "That answer is not taken yet: it was written before the output above came, and a grep there found "
+    "no line (see the note under its output). Do what the note says, print what you find, compute the "
+    "answer from it, then give FINAL again (the same answer, if it stands)."
+)
 _NONE_ANSWERS = frozenset(("0", "[]", "{}", "()", "none", "null", "nothing", "n/a", "unknown", "not found"))
 _NOTHING_FOUND = re.compile(
     r"^\W*(?:(?:0|zero|none|nothing)\b(?![.,]?\d)|no\s+\w)"  # "0 lines ...", "No WARN lines ..."
+    r"|^\s*-1\b(?![.,]?\d)"  # str.find's "not found"; recorded: "-1 people are listed in ..." (len([]) - 1)
     r"|\bnot\s+(?:be\s+)?(?:found|mentioned|listed|present|given)\b"
     r"|\b(?:no|zero)\s+(?:\S+\s+){0,4}?(?:found|match(?:es|ed)?|mentions?)\b"
     r"|\bthere\s+(?:is|are|were|was)\s+no\b"
@@ -312,7 +320,7 @@ _NOTHING_FOUND = re.compile(
 
 
 def finds_nothing(answer: str) -> bool:
-    """True when an answer says that nothing was found: a count of 0 ("0", "0 lines ..."), "none",
+    """True when an answer says that nothing was found: a count of 0 ("0", "0 lines ..."), -1, "none",
     "not found", "no ... found", "there is no ...", "does not mention", "could not determine". A
     yes/no answer ("No, it restarted twice") and a figure that starts with 0 ("0.5") are answers."""
     text = answer.strip()
