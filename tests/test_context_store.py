@@ -414,6 +414,23 @@ def test_indexing_a_large_tree_reports_progress(tmp_path: Path, monkeypatch: pyt
     assert len(context.index()) == 25 and seen == [10, 20]
 
 
+def test_a_name_that_names_no_file_leaves_a_note_of_near_names(store: ContextStore) -> None:
+    """Recorded from the 1.5B model: list_files("staff") and grep(..., glob="staff/*") for
+    people/staff.csv, each [] until the run stalled. A directory or glob that names no file leaves a
+    note naming the files that bear its last plain word, else what the root holds."""
+    assert store.list_files("guide") == [] and store.grep("x", glob="guide/*")[0] == []
+    notes = store.take_notes()
+    near = "names no file of the context; the files whose names hold 'guide': docs/guide.md"
+    assert notes == [f"list_files('guide') {near}", f"grep's glob 'guide/*' {near}"]
+    assert store.list_files("staff") == []
+    (note,) = store.take_notes()
+    assert note.endswith("its top level holds alias.py, docs/, notes.txt, src/")
+    store.list_files("src")
+    store.list_files(glob="*.nothing")  # a filter that selects nothing is an answer, not a misnaming
+    store.grep("def", glob="src/*")
+    assert store.take_notes() == []
+
+
 @pytest.mark.parametrize(
     ("pattern", "capital"),
     [("warn", False), ("WARN", True), (r"\S+\W", False), (r"\p{Lu}x", False), (r"(?P<Name>a)", False),

@@ -233,6 +233,21 @@ class ContextStore:
                 "by name"
             )
 
+    def _note_missing(self, call: str, name: str, every: list[str]) -> None:
+        """`name` (a directory, or a glob) names no file: say which files bear its last plain word,
+        else what the root holds (recorded from the 1.5B model: list_files("staff") and
+        grep(..., glob="staff/*") for people/staff.csv, each [] until the run stalled)."""
+        plain = [part for part in name.split("/") if part.strip(".") and not any(c in part for c in "*?[")]
+        word = plain[-1].rsplit(".", 1)[0] if plain else ""
+        near = [p for p in every if word and word.casefold() in p.casefold()]
+        if near:
+            shown = ", ".join(near[:3]) + (f" and {len(near) - 3:,} more" if len(near) > 3 else "")
+            where = f"the files whose names hold {word!r}: {shown}"
+        else:
+            tops = sorted({p.split("/", 1)[0] + ("/" if "/" in p else "") for p in every})
+            where = "its top level holds " + ", ".join(tops[:10]) + (" ..." if len(tops) > 10 else "")
+        self._note(f"{call} names no file of the context; {where}")
+
     def _rooted(self, path: str) -> str:
         """`path` as named from the context's root: a leading "context/" names the root itself when the
         context has no directory of that name (recorded from the 1.5B model, told the files are "the
@@ -268,6 +283,8 @@ class ContextStore:
                 return globs.select(every, (prefix,), timeout_s=self.limits.regex_timeout_s)
             inner = "/" + prefix
             found = [p for p in every if ("/" + p).endswith(inner) or inner + "/" in "/" + p]
+            if not found:
+                self._note_missing(f"list_files({directory!r})", directory, every)
         return globs.select(found, (glob,), timeout_s=self.limits.regex_timeout_s) if glob else found
 
     def search_files(self, pattern: str) -> list[str]:
@@ -339,7 +356,10 @@ class ContextStore:
         whole = _compile(pattern, multiline=True, ignore_case=fold) if _line_local(pattern) else None
         cap = min(max_matches or DEFAULT_GREP_MATCHES, self.limits.max_grep_matches)
         room = min(MAX_GREP_RESPONSE_BYTES, self.remaining_read_bytes())
-        candidates = self.list_files(glob=glob) if glob else [e.path for e in self.source.index()]
+        every = [e.path for e in self.source.index()]
+        candidates = self.list_files(glob=glob) if glob else every
+        if glob and not candidates:
+            self._note_missing(f"grep's glob {glob!r}", glob, every)
         timeout = self.limits.regex_timeout_s
         deadline = time.monotonic() + timeout  # one budget for the whole call, not per line
         matches: list[GrepMatch] = []
