@@ -62,6 +62,17 @@ def test_final_var_names_a_variable() -> None:
     assert "No variables have been created yet" in empty
 
 
+def test_final_var_of_a_str_variable_itself_takes_its_value() -> None:
+    """Recorded from the 1.5B model: `output = "The query did not find ..."` then FINAL_VAR(output),
+    the variable, not its name. A str that names no variable but is a variable's own value is the
+    answer, as a list or a number passed so is; a str that is no variable's value is still no answer,
+    and a str naming a variable still means that variable."""
+    repl = Repl()
+    assert repl.run("output = 'three files'\nFINAL_VAR(output)", 1000).final == "three files"
+    assert repl.run("FINAL_VAR('three files')", 1000).final is None  # a literal, not a variable's value
+    assert repl.run("name = 'output'\nFINAL_VAR(name)", 1000).final == "three files"
+
+
 def test_answer_dict_ends_when_ready() -> None:
     """answer['ready'] = True ends with answer['content']; without ready there is no final answer."""
     repl = Repl()

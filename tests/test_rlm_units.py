@@ -262,10 +262,12 @@ def test_the_worked_examples_answer_with_what_their_code_computed() -> None:
     output came: each answers with a value its code computed (a count of the lines found, the line
     found), never a literal; a hit is read as the dict it is; no file is read by an index into a
     listing."""
-    (count_query, count), (lookup_query, lookup) = prompts.EXAMPLES
+    (count_query, count), (lookup_query, lookup), (file_query, in_file) = prompts.EXAMPLES
     assert "grep(" in count[1] and "len(hits)" in count[-1] and count[-1].startswith("FINAL(f")
     assert 'hits[0]["line"]' in lookup[-1] and lookup[-1].endswith("FINAL(line)\n")
     assert "files[0]" not in prompts.EXAMPLE and "read_file(files" not in prompts.EXAMPLE
+    assert "invoices/2026-05.csv" in file_query and 'read_file("invoices/2026-05.csv")' in in_file[0]
+    assert "len(unpaid)" in in_file[-1] and in_file[-1].startswith("unpaid = ")
     system = _system(paths=PATHS)
     assert f'"{count_query}"' in system and f'"{lookup_query}"' in system and prompts.EXAMPLE in system
 
@@ -279,6 +281,22 @@ def test_the_listing_names_the_first_paths_and_how_many_more() -> None:
     assert "Its files" not in prompts.system_prompt(
         text_shape, depth=0, max_depth=1, max_output=9, paths=PATHS
     )
+
+
+def test_a_value_taken_for_a_number_gets_a_hint_about_the_field() -> None:
+    """Recorded from the 1.5B model: float(line.split(",")[1]) over "03000,Omar Ortiz,85" for the
+    amount column, then the name in the error excluded, one at a time, until the iteration limit.
+    A ValueError of float() or int() over text that is no number says to print the fields with their
+    indexes; another ValueError gets no such hint."""
+    wrong_field = CellError("ValueError", "could not convert string to float: 'Omar Ortiz'", "Traceback ...")
+    told = cell_feedback([("a", CellResult(CellStatus.ERROR, error=wrong_field))], 2000)
+    assert "\n['Omar Ortiz' is not a number. If the code took it from a split line, it took the wrong" in told
+    assert "enumerate(line.split(','))" in told
+    as_int = CellError("ValueError", "invalid literal for int() with base 10: 'web'")
+    assert (prompts.not_a_number(as_int) or "").startswith("'web' is not a number")
+    other = CellError("ValueError", "too many values to unpack (expected 2)")
+    assert prompts.not_a_number(other) is None and prompts.not_a_number(None) is None
+    assert "not a number" not in cell_feedback([("a", CellResult(CellStatus.ERROR, error=other))], 2000)
 
 
 def test_feedback_ends_with_what_to_write_next() -> None:

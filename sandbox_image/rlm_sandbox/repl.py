@@ -107,6 +107,11 @@ class Repl:
             return f"Error: {_given_is_no_answer(key)}"
         if key not in self.namespace or key.startswith("_") or key in self._reserved:
             available = self._variable_names()
+            if any(self.namespace[v] is name for v in available if isinstance(self.namespace[v], str)):
+                # FINAL_VAR(output) of `output = "..."`: the variable itself was passed, as a non-str
+                # value is above (recorded from the 1.5B model; the official REPL says "not found").
+                self._final_value(name)
+                return _as_text(self._final)
             if available:
                 return (
                     f"Error: Variable '{key}' not found. Available variables: {available}. "
