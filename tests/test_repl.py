@@ -67,6 +67,14 @@ def test_final_var_of_a_str_variable_itself_takes_its_value() -> None:
     the variable, not its name. A str that names no variable but is a variable's own value is the
     answer, as a list or a number passed so is; a str that is no variable's value is still no answer,
     and a str naming a variable still means that variable."""
+    import json
+    from pathlib import Path
+
+    recorded = Path(__file__).parent / "data" / "model_replies" / "tier-1cd4217-sample-log-files.json"
+    reply = json.loads(recorded.read_text())["replies"][3]["reply"]
+    (block,) = [part.split("\n", 1)[1] for part in reply.split("```")[1::2]]
+    assert "FINAL_VAR(output)" in block
+    assert Repl().run(block, 1000).final == "The query did not find any .log files in the context"
     repl = Repl()
     assert repl.run("output = 'three files'\nFINAL_VAR(output)", 1000).final == "three files"
     assert repl.run("FINAL_VAR('three files')", 1000).final is None  # a literal, not a variable's value

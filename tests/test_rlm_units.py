@@ -288,7 +288,14 @@ def test_a_value_taken_for_a_number_gets_a_hint_about_the_field() -> None:
     amount column, then the name in the error excluded, one at a time, until the iteration limit.
     A ValueError of float() or int() over text that is no number says to print the fields with their
     indexes; another ValueError gets no such hint."""
-    wrong_field = CellError("ValueError", "could not convert string to float: 'Omar Ortiz'", "Traceback ...")
+    import json
+    from pathlib import Path
+
+    recorded = Path(__file__).parent / "data" / "model_replies" / "tier-1cd4217-ex3-facts-march-total.json"
+    output = json.loads(recorded.read_text())["replies"][0]["cells"][3]["output"]
+    message = output.strip().splitlines()[-1].removeprefix("ValueError: ")
+    assert message == "could not convert string to float: 'Omar Ortiz'"
+    wrong_field = CellError("ValueError", message, output)
     told = cell_feedback([("a", CellResult(CellStatus.ERROR, error=wrong_field))], 2000)
     assert "\n['Omar Ortiz' is not a number. If the code took it from a split line, it took the wrong" in told
     assert "enumerate(line.split(','))" in told
