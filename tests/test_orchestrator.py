@@ -602,6 +602,22 @@ async def test_the_feedback_carries_what_the_store_noticed(tmp_path: Path, conte
     assert "grep(" not in second and second.startswith("\n1\n")
 
 
+async def test_the_first_message_names_the_file_the_query_names(tmp_path: Path, context_dir: Path) -> None:
+    """The query names data.csv, which the context holds as sub/data.csv: the first message says so,
+    with how to read it (prompts.named_file)."""
+    told: list[str] = []
+
+    def script(seen: Seen, index: int) -> str:
+        told.append(seen.last_user)
+        return repl("FINAL('ok')")
+
+    async with _orch(tmp_path, script) as orch:
+        await orch.run(context=context_dir, query="How many rows has data.csv?")
+    assert told[0].endswith(
+        "names the file sub/data.csv: read it, lines = read_file('sub/data.csv').splitlines()."
+    )
+
+
 @pytest.mark.parametrize("check", [True, False])
 async def test_an_answer_written_beside_a_grep_that_found_no_line_is_sent_back_once(
     tmp_path: Path, context_dir: Path, check: bool

@@ -298,7 +298,7 @@ def test_a_value_taken_for_a_number_gets_a_hint_about_the_field() -> None:
     wrong_field = CellError("ValueError", message, output)
     told = cell_feedback([("a", CellResult(CellStatus.ERROR, error=wrong_field))], 2000)
     assert "\n['Omar Ortiz' is not a number. If the code took it from a split line, it took the wrong" in told
-    assert "enumerate(line.split(','))" in told
+    assert "(for line in lines[:2]: print(list(enumerate(line.split(','))))), then use the index" in told
     as_int = CellError("ValueError", "invalid literal for int() with base 10: 'web'")
     assert (prompts.not_a_number(as_int) or "").startswith("'web' is not a number")
     other = CellError("ValueError", "too many values to unpack (expected 2)")
@@ -376,6 +376,27 @@ def test_the_first_message_names_the_first_move_without_inviting_context_assignm
     assert over_files.startswith("The query: How many?\n\n") and "as the examples do" in over_files
     assert "structure" not in over_files
     assert "print a part of `context`" in prompts.query_message("How many?", files=False)
+    assert "names the file" not in over_files
+
+
+def test_the_first_message_names_the_file_the_query_names_when_the_context_has_it() -> None:
+    """Recorded from the 1.5B model: for "How many people are listed in people/staff.csv?" it grepped
+    people/* for "staff" and answered -1 from the []. A file the query names, found in the context
+    (as written, or the one path ending in it), is named with how to read it; a name the context has
+    no file of, or more than one, is not."""
+    paths = ["people/staff.csv", "logs/a.log", "old/logs/a.log", "orders/2026-03.csv"]
+    query = "How many people are listed in people/staff.csv (rows after the header)?"
+    assert prompts.named_file(query, paths) == "people/staff.csv"
+    assert prompts.named_file("What is the sum in 2026-03.csv?", paths) == "orders/2026-03.csv"
+    assert prompts.named_file("How many lines has a.log?", paths) is None  # two files end in it
+    assert prompts.named_file("How many lines has logs/a.log?", paths) == "logs/a.log"
+    assert prompts.named_file("What does notes.txt say?", paths) is None
+    told = prompts.query_message(query, named="people/staff.csv")
+    assert told.endswith(
+        "The query names the file people/staff.csv: read it, lines = "
+        "read_file('people/staff.csv').splitlines()."
+    )
+    assert "names the file" not in prompts.query_message(query, files=False, named="people/staff.csv")
 
 
 @pytest.mark.parametrize(

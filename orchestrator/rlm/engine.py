@@ -399,9 +399,10 @@ class Run:
     async def _loop(self, query: str, level: _Level, model: str) -> tuple[str | None, RunStatus]:
         shape = await asyncio.to_thread(self.store.shape)
         level.over_files = shape.kind == "filesystem"
-        paths: list[str] = []
+        every: list[str] = []
         if shape.kind == "filesystem":
-            paths = (await asyncio.to_thread(self.store.list_files))[: prompts.LISTED_PATHS]
+            every = await asyncio.to_thread(self.store.list_files)
+        paths = every[: prompts.LISTED_PATHS]
         system = prompts.system_prompt(
             shape,
             depth=level.depth,
@@ -413,7 +414,8 @@ class Run:
         )
         # A session's contexts and histories are told with the query, as the official RLM's turn prompt does.
         session = self.root.note() if level.depth == 0 and self.root is not None else ""
-        asked = prompts.query_message(query, files=level.over_files)
+        named = prompts.named_file(query, every) if level.over_files else None
+        asked = prompts.query_message(query, files=level.over_files, named=named)
         asked += f"\n\n{session}" if session else ""
         messages = level.messages = [Message("system", system), Message("user", asked)]
         idle = 0  # replies in a row with neither code nor a final answer (or repeats of an earlier one)

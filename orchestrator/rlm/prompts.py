@@ -278,8 +278,22 @@ def system_prompt(
     ) + (f"\n{query_note}\n" if query_note else "")
 
 
-def query_message(query: str, *, files: bool = True) -> str:
-    """The first user message. `files`: the context is a directory (else a text, list or dict)."""
+def named_file(query: str, paths: Sequence[str]) -> str | None:
+    """The context's file the query names ("in people/staff.csv", "app-2026-11-02.log"): one of
+    `paths` that is the path the query writes, or the only one ending in it; else None."""
+    for found in _PATH.finditer(query):
+        name = found.group(0)
+        if name in paths:
+            return name
+        deeper = [p for p in paths if p.endswith("/" + name)]
+        if len(deeper) == 1:
+            return deeper[0]
+    return None
+
+
+def query_message(query: str, *, files: bool = True, named: str | None = None) -> str:
+    """The first user message. `files`: the context is a directory (else a text, list or dict);
+    `named`: the context's file the query names (see named_file), whose reading is the first move."""
     # Recorded: told to "look at the context's structure", the 1.5B model wrote `context = ...` (and
     # then answered from the REPL's restored `context`); the first move is said as the examples'.
     first = (
@@ -288,6 +302,11 @@ def query_message(query: str, *, files: bool = True) -> str:
         if files
         else "Start with code: print a part of `context` to see its format."
     )
+    if files and named is not None:
+        # Recorded from the 1.5B model: for "How many people are listed in people/staff.csv?" it
+        # grepped people/* for "staff", for the sum of a column in orders/2026-03.csv it grepped for
+        # "2026-03.csv", and took the [] for an answer (-1 people, 0 files).
+        first += f" The query names the file {named}: read it, lines = read_file({named!r}).splitlines()."
     return f"The query: {query}\n\n{first}"
 
 
@@ -397,10 +416,12 @@ _NOT_A_NUMBER = re.compile(
     r"could not convert string to float: (?P<a>'.*'|\".*\")"
     r"|invalid literal for int\(\) with base \d+: (?P<b>.*)"
 )
+# The example's code names its own variables (`lines`, `line` in a loop): told to print
+# list(enumerate(line.split(','))) the model wrote it where no `line` was defined.
 NOT_A_NUMBER = (
     "{value} is not a number. If the code took it from a split line, it took the wrong field: print "
-    "one line's fields with their indexes, e.g. print(list(enumerate(line.split(',')))), and use the "
-    "index of the field the query names"
+    "the fields of the first lines with their indexes (for line in lines[:2]: "
+    "print(list(enumerate(line.split(','))))), then use the index of the field the query names"
 )
 
 
