@@ -460,7 +460,8 @@ def test_a_grep_that_finds_no_line_where_file_names_match_leaves_a_note(store: C
     assert store.grep(r"\.py$")[0] == []
     notes = store.take_notes()
     assert len(notes) == 1 and "3 files match it (alias.py, src/main.py, src/pkg/util.py)" in notes[0]
-    assert "search_files()" in notes[0] and "read_file" not in notes[0]
+    assert "search_files('\\\\.py$') lists the files whose names match" in notes[0]
+    assert "read_file" not in notes[0]
     store.grep("def")
     store.grep("no such text anywhere")
     assert store.take_notes() == []

@@ -229,8 +229,8 @@ class ContextStore:
             shown = ", ".join(named[:3]) + (f" and {len(named) - 3:,} more" if len(named) > 3 else "")
             self._note(
                 f"grep({pattern!r}) searches the lines inside the files, and no line matched; the names "
-                f"of {len(named):,} files match it ({shown}): list_files() or search_files() finds files "
-                "by name"
+                f"of {len(named):,} files match it ({shown}): search_files({pattern!r}) lists the files "
+                "whose names match"
             )
 
     def _note_missing(self, call: str, name: str, every: list[str]) -> None:
