@@ -421,10 +421,17 @@ def test_a_name_that_names_no_file_leaves_a_note_of_near_names(store: ContextSto
     assert store.list_files("guide") == [] and store.grep("x", glob="guide/*")[0] == []
     notes = store.take_notes()
     near = "names no file of the context; the files whose names hold 'guide': docs/guide.md"
-    assert notes == [f"list_files('guide') {near}", f"grep's glob 'guide/*' {near}"]
+    assert [n.text for n in notes] == [f"list_files('guide') {near}", f"grep's glob 'guide/*' {near}"]
+    assert not any(n.lines_unseen for n in notes)  # the model sees the [] it got
     assert store.list_files("staff") == []
     (note,) = store.take_notes()
-    assert note.endswith("its top level holds alias.py, docs/, notes.txt, src/")
+    assert note.text.endswith("its top level holds alias.py, docs/, notes.txt, src/")
+    assert store.list_files("guide/*") == []  # a wildcard directory, taken as a glob, selects none
+    (note,) = store.take_notes()
+    assert note.text.startswith("list_files('guide/*') names no file") and "docs/guide.md" in note.text
+    assert store.list_files("g") == []  # one character: too many names hold it to say which
+    (note,) = store.take_notes()
+    assert "its top level holds" in note.text
     store.list_files("src")
     store.list_files(glob="*.nothing")  # a filter that selects nothing is an answer, not a misnaming
     store.grep("def", glob="src/*")
@@ -453,15 +460,16 @@ def test_a_grep_that_finds_no_line_where_file_names_match_leaves_a_note(store: C
     finds lines, or whose pattern names no file, leaves none. One file named is the file the model
     meant to find: the note says how to read it (the model otherwise greps for its name again)."""
     assert store.grep(r"\.md$")[0] == []
-    notes = store.take_notes()
+    notes = [note.text for note in store.take_notes()]
     assert len(notes) == 1 and "the file docs/guide.md matches" in notes[0]
     assert "read_file('docs/guide.md').splitlines()" in notes[0]
     assert store.take_notes() == []
     assert store.grep(r"\.py$")[0] == []
-    notes = store.take_notes()
-    assert len(notes) == 1 and "3 files match it (alias.py, src/main.py, src/pkg/util.py)" in notes[0]
-    assert "search_files('\\\\.py$') lists the files whose names match" in notes[0]
-    assert "read_file" not in notes[0]
+    (note,) = store.take_notes()
+    assert note.lines_unseen  # the lines the model meant are in files it did not read
+    assert "3 files match it (alias.py, src/main.py, src/pkg/util.py)" in note.text
+    assert "search_files('\\\\.py$') lists the files whose names match" in note.text
+    assert "read_file" not in note.text
     store.grep("def")
     store.grep("no such text anywhere")
     assert store.take_notes() == []

@@ -641,6 +641,23 @@ async def test_an_answer_written_beside_a_grep_that_found_no_line_is_sent_back_o
         assert "read_file('sub/data.csv')" in told[1] and told[1].endswith(prompts.UNSEEN_ANSWER)
 
 
+async def test_an_answer_beside_a_name_that_names_no_file_is_taken(tmp_path: Path, context_dir: Path) -> None:
+    """A strong model's probe: list_files("archive") names no file (the store notes it), and a later
+    block of the same reply reads the file and answers. The answer was not written blind to lines a
+    grep missed: it is taken at once, the note still shown."""
+    told: list[str] = []
+    reply = repl("print(list_files('archive'))") + repl("FINAL(len(read_file('sub/data.csv').splitlines()))")
+
+    def script(seen: Seen, index: int) -> str:
+        told.append(seen.last_user)
+        return reply
+
+    async with _orch(tmp_path, script, run={"check_empty_answers": True}) as orch:
+        result = await orch.run(context=context_dir, query="how many lines has data.csv?")
+    assert result.answer == str(len((context_dir / "sub" / "data.csv").read_text().splitlines()))
+    assert len(told) == 1
+
+
 async def test_an_answer_computed_from_a_restored_name_is_sent_back_once(
     tmp_path: Path, context_dir: Path
 ) -> None:

@@ -79,6 +79,11 @@ def test_final_var_of_a_str_variable_itself_takes_its_value() -> None:
     assert repl.run("output = 'three files'\nFINAL_VAR(output)", 1000).final == "three files"
     assert repl.run("FINAL_VAR('three files')", 1000).final is None  # a literal, not a variable's value
     assert repl.run("name = 'output'\nFINAL_VAR(name)", 1000).final == "three files"
+    # CPython shares identifier-like literals: `status = "done"` makes FINAL_VAR("done") no match.
+    assert repl.run("status = 'done'\nFINAL_VAR('done')", 1000).final is None
+    given = Repl()
+    given.protect("context", "a text context, the run's input")
+    assert given.run("FINAL_VAR(context)", 1000).final is None  # the input is no answer
 
 
 def test_answer_dict_ends_when_ready() -> None:

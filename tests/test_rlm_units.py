@@ -297,8 +297,16 @@ def test_a_value_taken_for_a_number_gets_a_hint_about_the_field() -> None:
     assert message == "could not convert string to float: 'Omar Ortiz'"
     wrong_field = CellError("ValueError", message, output)
     told = cell_feedback([("a", CellResult(CellStatus.ERROR, error=wrong_field))], 2000)
-    assert "\n['Omar Ortiz' is not a number. If the code took it from a split line, it took the wrong" in told
+    assert "\n['Omar Ortiz' is not a number. If it is the header's field (the first line), skip" in told
+    assert "If it is a value of another column, the code took the wrong field" in told
     assert "(for line in lines[:2]: print(list(enumerate(line.split(','))))), then use the index" in told
+    # After the output's cut: a long output before the traceback never cuts the hint off.
+    loud = CellResult(CellStatus.ERROR, stdout=Output("x" * 5000 + "\n", 5001), error=wrong_field)
+    cut = cell_feedback([("a", loud)], 2000)
+    assert "[output truncated" in cut and "'Omar Ortiz' is not a number" in cut
+    # An empty field is a line to skip, not a wrong column.
+    empty = prompts.not_a_number(CellError("ValueError", "could not convert string to float: ''"))
+    assert empty == prompts.NOT_A_NUMBER_EMPTY
     as_int = CellError("ValueError", "invalid literal for int() with base 10: 'web'")
     assert (prompts.not_a_number(as_int) or "").startswith("'web' is not a number")
     other = CellError("ValueError", "too many values to unpack (expected 2)")
@@ -391,6 +399,9 @@ def test_the_first_message_names_the_file_the_query_names_when_the_context_has_i
     assert prompts.named_file("How many lines has a.log?", paths) is None  # two files end in it
     assert prompts.named_file("How many lines has logs/a.log?", paths) == "logs/a.log"
     assert prompts.named_file("What does notes.txt say?", paths) is None
+    assert prompts.named_file("Rows in context/people/staff.csv?", paths) == "people/staff.csv"
+    assert prompts.named_file("Is staff.csv people/staff.csv?", paths) == "people/staff.csv"  # one file
+    assert prompts.named_file("Compare logs/a.log with 2026-03.csv", paths) is None  # two: read both
     told = prompts.query_message(query, named="people/staff.csv")
     assert told.endswith(
         "The query names the file people/staff.csv: read it, lines = "

@@ -35,6 +35,17 @@ MAX_COUNTED_BYTES = 1024**3  # file_info counts the lines of files up to this si
 
 
 @dataclass(frozen=True, slots=True)
+class StoreNote:
+    """What the store noticed about a call, for the model's feedback. `lines_unseen`: a grep found
+    no line where file names match, so an answer written beside it was written without the lines it
+    meant to read; the other notes (a name that names no file) come with an empty result the model
+    sees."""
+
+    text: str
+    lines_unseen: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ContextUsage:
     bytes_read: int = 0
     files_read: int = 0
@@ -62,6 +73,11 @@ class GrepMatch:
     line: str
 
 
+def _some(paths: list[str]) -> str:
+    """The first three of `paths`, and how many more, for a note."""
+    return ", ".join(paths[:3]) + (f" and {len(paths) - 3:,} more" if len(paths) > 3 else "")
+
+
 class ContextStore:
     def __init__(self, source: ContextSource, limits: ContextLimits | None = None) -> None:
         self.source = source
@@ -69,24 +85,25 @@ class ContextStore:
         self._lock = threading.Lock()
         self._cache: LRUCache[str, bytes] = LRUCache(maxsize=max(self.limits.cache_bytes, 1), getsizeof=len)
         self._usage = ContextUsage()
-        self._notes: list[str] = []
+        self._notes: list[StoreNote] = []
         self._context_dir: tuple[object, bool] | None = None  # (the index, has it a "context" entry)
 
     # -- notes --------------------------------------------------------------------------------------
 
     MAX_NOTES = 8
 
-    def take_notes(self) -> list[str]:
+    def take_notes(self) -> list[StoreNote]:
         """What the store noticed about the calls since the last take, for the model's feedback: a
         call that found nothing where another call would have (see grep)."""
         with self._lock:
             notes, self._notes = self._notes, []
         return notes
 
-    def _note(self, text: str) -> None:
+    def _note(self, text: str, *, lines_unseen: bool = False) -> None:
+        note = StoreNote(text, lines_unseen)
         with self._lock:
-            if len(self._notes) < self.MAX_NOTES and text not in self._notes:
-                self._notes.append(text)
+            if len(self._notes) < self.MAX_NOTES and note not in self._notes:
+                self._notes.append(note)
 
     # -- accounting --------------------------------------------------------------------------------
 
@@ -223,29 +240,32 @@ class ContextStore:
         if len(named) == 1:  # the file the model meant to find: how to read it (it greps for it again)
             self._note(
                 f"grep({pattern!r}) searches the lines inside the files, and no line matched; the name of "
-                f"the file {named[0]} matches it: read_file({named[0]!r}).splitlines() gives its lines"
+                f"the file {named[0]} matches it: read_file({named[0]!r}).splitlines() gives its lines",
+                lines_unseen=True,
             )
         elif named:
-            shown = ", ".join(named[:3]) + (f" and {len(named) - 3:,} more" if len(named) > 3 else "")
             self._note(
                 f"grep({pattern!r}) searches the lines inside the files, and no line matched; the names "
-                f"of {len(named):,} files match it ({shown}): search_files({pattern!r}) lists the files "
-                "whose names match"
+                f"of {len(named):,} files match it ({_some(named)}): search_files({pattern!r}) lists the "
+                "files whose names match",
+                lines_unseen=True,
             )
 
     def _note_missing(self, call: str, name: str, every: list[str]) -> None:
         """`name` (a directory, or a glob) names no file: say which files bear its last plain word,
         else what the root holds (recorded from the 1.5B model: list_files("staff") and
-        grep(..., glob="staff/*") for people/staff.csv, each [] until the run stalled)."""
+        grep(..., glob="staff/*") for people/staff.csv, each [] until the run stalled). A word of one
+        character bears on too many names to say which were meant."""
         plain = [part for part in name.split("/") if part.strip(".") and not any(c in part for c in "*?[")]
         word = plain[-1].rsplit(".", 1)[0] if plain else ""
-        near = [p for p in every if word and word.casefold() in p.casefold()]
+        near = [p for p in every if len(word) > 1 and word.casefold() in p.casefold()]
         if near:
-            shown = ", ".join(near[:3]) + (f" and {len(near) - 3:,} more" if len(near) > 3 else "")
-            where = f"the files whose names hold {word!r}: {shown}"
-        else:
+            where = f"the files whose names hold {word!r}: {_some(near)}"
+        elif every:
             tops = sorted({p.split("/", 1)[0] + ("/" if "/" in p else "") for p in every})
             where = "its top level holds " + ", ".join(tops[:10]) + (" ..." if len(tops) > 10 else "")
+        else:
+            where = "the context holds no file"
         self._note(f"{call} names no file of the context; {where}")
 
     def _rooted(self, path: str) -> str:
@@ -280,7 +300,10 @@ class ContextStore:
         found = [p for p in every if not prefix or p == prefix or p.startswith(prefix + "/")]
         if prefix and not found:
             if not glob and any(c in prefix for c in "*?["):
-                return globs.select(every, (prefix,), timeout_s=self.limits.regex_timeout_s)
+                selected = globs.select(every, (prefix,), timeout_s=self.limits.regex_timeout_s)
+                if not selected:
+                    self._note_missing(f"list_files({directory!r})", directory, every)
+                return selected
             inner = "/" + prefix
             found = [p for p in every if ("/" + p).endswith(inner) or inner + "/" in "/" + p]
             if not found:

@@ -25,7 +25,7 @@ from typing import Protocol
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..config import RLMConfig, SandboxLimits
-from ..context.store import ContextStore
+from ..context.store import ContextStore, StoreNote
 from ..errors import (
     EngineUnavailableError,
     InvalidInputError,
@@ -106,7 +106,7 @@ class _Level:
     over_files: bool = False  # its context is a directory (read through the API or the mount)
     read_files: bool = False  # a cell of this level opened a file of the context
     held_answer: str | None = None  # an answer sent back to be checked; it stands if no other comes
-    notes: list[tuple[str, ...]] = field(default_factory=list)  # the store's notes, per block of a reply
+    notes: list[tuple[StoreNote, ...]] = field(default_factory=list)  # the store's, per block of a reply
     restored: set[str] = field(default_factory=set)  # the REPL's names its cells assigned (then restored)
     stale: frozenset[str] = frozenset()  # of those, the ones the code that gave the last answer used
     checked: set[str] = field(default_factory=set)  # the answer checks done (each is made once)
@@ -115,6 +115,10 @@ class _Level:
     def mounted(self) -> bool:
         """Its sandbox has the context's files at /context (the prompt and feedback say so)."""
         return self.session is not None and self.session.mounted
+
+    def note_texts(self) -> list[list[str]]:
+        """The store's notes of the last reply, per block, as the feedback shows them."""
+        return [[note.text for note in notes] for notes in self.notes]
 
 
 class RootSandbox(Protocol):
@@ -379,7 +383,11 @@ class Run:
         if self.config.check_unread_answers and "unread" not in level.checked and self._unread(level):
             level.checked.add("unread")
             return prompts.UNREAD_ANSWER
-        if self.config.check_empty_answers and "unseen" not in level.checked and any(level.notes):
+        if (
+            self.config.check_empty_answers
+            and "unseen" not in level.checked
+            and any(note.lines_unseen for notes in level.notes for note in notes)
+        ):
             # Written with the code, before its output came: a grep of that reply found no line where
             # file names matched (recorded: grep(r"staff", glob="people/*") gave [], then
             # FINAL(f"{len(hits) - 1} people ..."); grep(r"2026-03.csv") for the file to sum).
@@ -475,7 +483,7 @@ class Run:
                             self.config.max_output_chars,
                             mounted=level.mounted,
                             next_step=check,
-                            notes=level.notes,
+                            notes=level.note_texts(),
                         )
                         if results
                         else check,
@@ -491,7 +499,7 @@ class Run:
                     results,
                     self.config.max_output_chars,
                     mounted=level.mounted,
-                    notes=level.notes,
+                    notes=level.note_texts(),
                 )
                 if results
                 else prompts.NO_CODE

@@ -120,9 +120,9 @@ NEXT_AFTER_OUTPUT = (
 # A mounted context's missing file: a small model names files it never listed, or "context/...".
 _MISSING_PATH = ("FileNotFoundError", "NotADirectoryError", "IsADirectoryError")
 MISSING_PATH = (
-    "[the context's files are named from its root, the working directory: 'logs/a.log' or "
+    "the context's files are named from its root, the working directory: 'logs/a.log' or "
     "'/context/logs/a.log', never 'context/logs/a.log'; only the files listed in the instructions "
-    "(or by list_files()) exist]"
+    "(or by list_files()) exist"
 )
 # llm_query(the query itself), or the query reworded: a small model's habit; the model asked sees no
 # context, so its reply is a guess (recorded: "you can use the ls command...", "Hugo Rossi lives in
@@ -280,15 +280,20 @@ def system_prompt(
 
 def named_file(query: str, paths: Sequence[str]) -> str | None:
     """The context's file the query names ("in people/staff.csv", "app-2026-11-02.log"): one of
-    `paths` that is the path the query writes, or the only one ending in it; else None."""
+    `paths` that is the path the query writes (a leading "context/" aside), or the only one ending in
+    it; None when the query names no such file, or more than one (the model is to read them all)."""
+    named: set[str] = set()
     for found in _PATH.finditer(query):
         name = found.group(0)
+        if name not in paths:
+            name = name.removeprefix("context/")
         if name in paths:
-            return name
+            named.add(name)
+            continue
         deeper = [p for p in paths if p.endswith("/" + name)]
         if len(deeper) == 1:
-            return deeper[0]
-    return None
+            named.add(deeper[0])
+    return named.pop() if len(named) == 1 else None
 
 
 def query_message(query: str, *, files: bool = True, named: str | None = None) -> str:
@@ -351,7 +356,9 @@ _NOTHING_FOUND = re.compile(
 def finds_nothing(answer: str) -> bool:
     """True when an answer says that nothing was found: a count of 0 ("0", "0 lines ..."), -1, "none",
     "not found", "no ... found", "there is no ...", "does not mention", "could not determine". A
-    yes/no answer ("No, it restarted twice") and a figure that starts with 0 ("0.5") are answers."""
+    yes/no answer ("No, it restarted twice") and a figure that starts with 0 ("0.5") are answers.
+    A true 0 or -1 (a net change) is sent back once too, to be given again: the check is for small
+    models, and off by default (RLMConfig.check_empty_answers)."""
     text = answer.strip()
     return text.casefold().strip(" .!") in _NONE_ANSWERS or bool(_NOTHING_FOUND.search(text))
 
@@ -388,8 +395,8 @@ def restored_note(names: Sequence[str]) -> str:
         else ""
     )
     return (
-        f"[{quoted} {'belongs' if one else 'belong'} to the REPL and {'was' if one else 'were'} "
-        f"restored after this block: {what}keep your own values in other variables, such as `files`]"
+        f"{quoted} {'belongs' if one else 'belong'} to the REPL and {'was' if one else 'were'} "
+        f"restored after this block: {what}keep your own values in other variables, such as `files`"
     )
 
 
@@ -417,11 +424,17 @@ _NOT_A_NUMBER = re.compile(
     r"|invalid literal for int\(\) with base \d+: (?P<b>.*)"
 )
 # The example's code names its own variables (`lines`, `line` in a loop): told to print
-# list(enumerate(line.split(','))) the model wrote it where no `line` was defined.
+# list(enumerate(line.split(','))) the model wrote it where no `line` was defined. A header's field
+# ('amount') or an empty one means the field may be the right one: the line is the one to skip.
 NOT_A_NUMBER = (
-    "{value} is not a number. If the code took it from a split line, it took the wrong field: print "
-    "the fields of the first lines with their indexes (for line in lines[:2]: "
+    "{value} is not a number. If it is the header's field (the first line), skip the header: "
+    "lines[1:]. If it is a value of another column, the code took the wrong field: print the fields "
+    "of the first lines with their indexes (for line in lines[:2]: "
     "print(list(enumerate(line.split(','))))), then use the index of the field the query names"
+)
+NOT_A_NUMBER_EMPTY = (
+    "'' is not a number: an empty line or field. Skip those (for line in lines if line.strip()), "
+    "or print the lines around it to see why it is empty"
 )
 
 
@@ -432,7 +445,10 @@ def not_a_number(error: CellError | None) -> str | None:
     found = _NOT_A_NUMBER.search(error.message)
     if found is None:
         return None
-    return NOT_A_NUMBER.format(value=(found.group("a") or found.group("b")).strip())
+    value = (found.group("a") or found.group("b")).strip()
+    if value in ("''", '""'):
+        return NOT_A_NUMBER_EMPTY
+    return NOT_A_NUMBER.format(value=value)
 
 
 def cell_feedback(
@@ -459,29 +475,31 @@ def cell_feedback(
             body += ("\n" if body else "") + (
                 result.error.traceback or f"{result.error.type}: {result.error.message}"
             )
+        if len(body) > max_chars:
+            body = body[:max_chars] + f"\n[output truncated: {len(body):,} characters, showing {max_chars:,}]"
+        # What the engine adds comes after the cut, so no output, however long, cuts it off.
+        added: list[str] = []
         if result.status not in (CellStatus.OK, CellStatus.ERROR):
-            body += (
-                f"\n[the sandbox ended: {result.status.value}; its variables are lost, a fresh one is ready]"
+            added.append(
+                f"the sandbox ended: {result.status.value}; its variables are lost, a fresh one is ready"
             )
         if result.stdout.truncated:
-            body += f"\n[output cut by the sandbox: {result.stdout.total_bytes:,} bytes were written]"
+            added.append(f"output cut by the sandbox: {result.stdout.total_bytes:,} bytes were written")
         if result.restored:
-            body += "\n" + restored_note(result.restored)
+            added.append(restored_note(result.restored))
         if (
             result.error is not None
             and result.error.type == "NameError"
             and "'Final'" in result.error.message
         ):
-            body += "\n[the function is FINAL(...), in capitals]"
+            added.append("the function is FINAL(...), in capitals")
         if mounted and result.error is not None and result.error.type in _MISSING_PATH:
-            body += "\n" + MISSING_PATH
+            added.append(MISSING_PATH)
         hint = not_a_number(result.error)
         if hint is not None:
-            body += f"\n[{hint}]"
-        if len(body) > max_chars:
-            body = body[:max_chars] + f"\n[output truncated: {len(body):,} characters, showing {max_chars:,}]"
-        for note in notes[index - 1] if index <= len(notes) else ():  # after the cut: never cut off
-            body += f"\n[{note}]"
+            added.append(hint)
+        added.extend(notes[index - 1] if index <= len(notes) else ())
+        body += "".join(f"\n[{line}]" for line in added)
         parts.append(f"{OUTPUT_HEADER} {index}:\n{body or '(no output)'}")
     failed = any(
         result.error is not None or result.status is not CellStatus.OK for _c, result in code_results

@@ -107,9 +107,13 @@ class Repl:
             return f"Error: {_given_is_no_answer(key)}"
         if key not in self.namespace or key.startswith("_") or key in self._reserved:
             available = self._variable_names()
-            if any(self.namespace[v] is name for v in available if isinstance(self.namespace[v], str)):
+            if _not_shared(name) and any(
+                self.namespace[v] is name for v in available if v not in self._protected
+            ):
                 # FINAL_VAR(output) of `output = "..."`: the variable itself was passed, as a non-str
                 # value is above (recorded from the 1.5B model; the official REPL says "not found").
+                # Not what the host gave (a text `context` is no answer), nor a str CPython shares
+                # between literals (`status = "done"` then FINAL_VAR("done") is a name, not found).
                 self._final_value(name)
                 return _as_text(self._final)
             if available:
@@ -202,6 +206,12 @@ def _scalar(value: object) -> bool:
     """Numbers, strings and the like: a value of the model's own may be the very same object (CPython
     shares small ints and one-character strings), so being the given one proves nothing."""
     return isinstance(value, (int, float, complex, str, bytes, type(None)))
+
+
+def _not_shared(text: str) -> bool:
+    """A str that is one object only where one expression made it: CPython shares the empty string,
+    one-character strings and identifier-like literals, so `is` of those proves nothing."""
+    return len(text) > 1 and not text.isidentifier()
 
 
 def _given_is_no_answer(name: str) -> str:
