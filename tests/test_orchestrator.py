@@ -614,7 +614,8 @@ async def test_the_first_message_names_the_file_the_query_names(tmp_path: Path, 
     async with _orch(tmp_path, script) as orch:
         await orch.run(context=context_dir, query="How many rows has data.csv?")
     assert told[0].endswith(
-        "names the file sub/data.csv: read it, lines = read_file('sub/data.csv').splitlines()."
+        "names the file sub/data.csv: read it, lines = read_file('sub/data.csv').splitlines(), and compute "
+        "the answer from those lines, not from other files."
     )
 
 

@@ -214,3 +214,17 @@ def test_the_given_context_is_no_final_answer() -> None:
     scalar = Repl()
     scalar.protect("context", 5)  # a JSON context of 5: CPython shares the int, so 5 may be the answer
     assert scalar.run("FINAL(2 + 3)", 1000).final == "5"
+
+
+def test_final_of_more_than_one_value_says_it_takes_one() -> None:
+    """Recorded from the 1.5B model: FINAL(answer["content"] == output, answer["ready"] == True),
+    which Python answered with "_final_value() takes 2 positional arguments but 3 were given". The
+    error names FINAL's own use; no answer is set, and one value is then taken."""
+    repl = Repl()
+    result = repl.run("output = 'x'\nFINAL(answer['content'] == output, answer['ready'] == True)", 1000)
+    assert result.final is None and result.error is not None and result.error.type == "TypeError"
+    assert result.error.message.startswith("FINAL(x) takes one value, the answer; 2 were given")
+    assert "_final" not in result.error.message
+    told = repl.run("FINAL_VAR(name='output')", 1000).error
+    assert told is not None and told.message.startswith("FINAL_VAR(name) takes one value")
+    assert repl.run("FINAL(output)", 1000).final == "x"

@@ -297,9 +297,9 @@ def test_a_value_taken_for_a_number_gets_a_hint_about_the_field() -> None:
     assert message == "could not convert string to float: 'Omar Ortiz'"
     wrong_field = CellError("ValueError", message, output)
     told = cell_feedback([("a", CellResult(CellStatus.ERROR, error=wrong_field))], 2000)
-    assert "\n['Omar Ortiz' is not a number. If it is the header's field (the first line), skip" in told
-    assert "If it is a value of another column, the code took the wrong field" in told
-    assert "(for line in lines[:2]: print(list(enumerate(line.split(','))))), then use the index" in told
+    assert "\n['Omar Ortiz' is not a number: the code took a field that holds text. Print the" in told
+    assert "print(list(enumerate(lines[0].split(',')))): if it is a header, it names the columns" in told
+    assert "from the lines after it (lines[1:])" in told
     # After the output's cut: a long output before the traceback never cuts the hint off.
     loud = CellResult(CellStatus.ERROR, stdout=Output("x" * 5000 + "\n", 5001), error=wrong_field)
     cut = cell_feedback([("a", loud)], 2000)
@@ -405,7 +405,8 @@ def test_the_first_message_names_the_file_the_query_names_when_the_context_has_i
     told = prompts.query_message(query, named="people/staff.csv")
     assert told.endswith(
         "The query names the file people/staff.csv: read it, lines = "
-        "read_file('people/staff.csv').splitlines()."
+        "read_file('people/staff.csv').splitlines(), and compute the answer from those lines, not from "
+        "other files."
     )
     assert "names the file" not in prompts.query_message(query, files=False, named="people/staff.csv")
 

@@ -311,7 +311,11 @@ def query_message(query: str, *, files: bool = True, named: str | None = None) -
         # Recorded from the 1.5B model: for "How many people are listed in people/staff.csv?" it
         # grepped people/* for "staff", for the sum of a column in orders/2026-03.csv it grepped for
         # "2026-03.csv", and took the [] for an answer (-1 people, 0 files).
-        first += f" The query names the file {named}: read it, lines = read_file({named!r}).splitlines()."
+        # Recorded too: it read that log file, then counted grep(r"WARN", glob="logs/*") over all three.
+        first += (
+            f" The query names the file {named}: read it, lines = read_file({named!r}).splitlines(), "
+            "and compute the answer from those lines, not from other files."
+        )
     return f"The query: {query}\n\n{first}"
 
 
@@ -424,13 +428,13 @@ _NOT_A_NUMBER = re.compile(
     r"|invalid literal for int\(\) with base \d+: (?P<b>.*)"
 )
 # The example's code names its own variables (`lines`, `line` in a loop): told to print
-# list(enumerate(line.split(','))) the model wrote it where no `line` was defined. A header's field
-# ('amount') or an empty one means the field may be the right one: the line is the one to skip.
+# list(enumerate(line.split(','))) the model wrote it where no `line` was defined. Told to skip the
+# header when the value was a header's field ('customer'), it kept the same wrong index over
+# lines[1:]: the header is what names each field's index, so the hint prints it.
 NOT_A_NUMBER = (
-    "{value} is not a number. If it is the header's field (the first line), skip the header: "
-    "lines[1:]. If it is a value of another column, the code took the wrong field: print the fields "
-    "of the first lines with their indexes (for line in lines[:2]: "
-    "print(list(enumerate(line.split(','))))), then use the index of the field the query names"
+    "{value} is not a number: the code took a field that holds text. Print the first line's fields "
+    "with their indexes, print(list(enumerate(lines[0].split(',')))): if it is a header, it names the "
+    "columns; take the field of the column the query names, from the lines after it (lines[1:])"
 )
 NOT_A_NUMBER_EMPTY = (
     "'' is not a number: an empty line or field. Skip those (for line in lines if line.strip()), "

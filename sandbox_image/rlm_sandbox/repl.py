@@ -54,8 +54,8 @@ class Repl:
         self._cell_count = 0
         self._reserved: dict[str, Any] = {
             **dict(bindings or {}),
-            "FINAL": self._final_value,
-            "FINAL_VAR": self._final_var,
+            "FINAL": self._final_call,
+            "FINAL_VAR": self._final_var_call,
             "SHOW_VARS": self._show_vars,
         }
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
@@ -70,6 +70,20 @@ class Repl:
         self.namespace[name] = value
 
     # -- the functions user code sees ------------------------------------------------------------
+
+    def _final_call(self, *values: object, **named: object) -> None:
+        """FINAL(x), as user code calls it: one value. Recorded from the 1.5B model:
+        FINAL(answer["content"] == output, answer["ready"] == True) got Python's "_final_value() takes
+        2 positional arguments but 3 were given", which named none of its own code."""
+        if len(values) != 1 or named:
+            raise TypeError(_ONE_VALUE.format(call="FINAL(x)", given=len(values) + len(named)))
+        self._final_value(values[0])
+
+    def _final_var_call(self, *values: object, **named: object) -> str:
+        """FINAL_VAR(name), as user code calls it: one name."""
+        if len(values) != 1 or named:
+            raise TypeError(_ONE_VALUE.format(call="FINAL_VAR(name)", given=len(values) + len(named)))
+        return self._final_var(values[0])
 
     def _final_value(self, value: object) -> None:
         """FINAL(x): x is the run's answer. FINAL(answer), the answer dict itself, means its content."""
@@ -206,6 +220,12 @@ def _scalar(value: object) -> bool:
     """Numbers, strings and the like: a value of the model's own may be the very same object (CPython
     shares small ints and one-character strings), so being the given one proves nothing."""
     return isinstance(value, (int, float, complex, str, bytes, type(None)))
+
+
+_ONE_VALUE = (
+    "{call} takes one value, the answer; {given} were given. Give FINAL(x) alone, or set "
+    "answer['content'] = x, then answer['ready'] = True, each as its own statement"
+)
 
 
 def _not_shared(text: str) -> bool:
