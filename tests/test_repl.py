@@ -220,11 +220,18 @@ def test_final_of_more_than_one_value_says_it_takes_one() -> None:
     """Recorded from the 1.5B model: FINAL(answer["content"] == output, answer["ready"] == True),
     which Python answered with "_final_value() takes 2 positional arguments but 3 were given". The
     error names FINAL's own use; no answer is set, and one value is then taken."""
+    import json
+    from pathlib import Path
+
+    recorded = Path(__file__).parent / "data" / "model_replies" / "tier-4b23f9e-sample-log-files.json"
+    reply = json.loads(recorded.read_text())["replies"][4]["reply"]
+    (block,) = [part.split("\n", 1)[1] for part in reply.split("```")[1::2]]
+    assert 'FINAL(answer["content"] == output, answer["ready"] == True)' in block
     repl = Repl()
-    result = repl.run("output = 'x'\nFINAL(answer['content'] == output, answer['ready'] == True)", 1000)
+    result = repl.run(block, 1000)
     assert result.final is None and result.error is not None and result.error.type == "TypeError"
     assert result.error.message.startswith("FINAL(x) takes one value, the answer; 2 were given")
     assert "_final" not in result.error.message
     told = repl.run("FINAL_VAR(name='output')", 1000).error
     assert told is not None and told.message.startswith("FINAL_VAR(name) takes one value")
-    assert repl.run("FINAL(output)", 1000).final == "x"
+    assert repl.run("FINAL(output)", 1000).final == "No .log files in the context"

@@ -304,6 +304,13 @@ def test_a_value_taken_for_a_number_gets_a_hint_about_the_field() -> None:
     loud = CellResult(CellStatus.ERROR, stdout=Output("x" * 5000 + "\n", 5001), error=wrong_field)
     cut = cell_feedback([("a", loud)], 2000)
     assert "[output truncated" in cut and "'Omar Ortiz' is not a number" in cut
+    # Recorded too: a header's field, 'customer'; the first line's fields name each one's index.
+    recorded = Path(__file__).parent / "data" / "model_replies" / "tier-4b23f9e-facts-march-total.json"
+    output = json.loads(recorded.read_text())["replies"][0]["cells"][0]["output"]
+    header = output.strip().splitlines()[-1].removeprefix("ValueError: ")
+    assert header == "could not convert string to float: 'customer'"
+    hint = prompts.not_a_number(CellError("ValueError", header)) or ""
+    assert hint.startswith("'customer' is not a number") and "lines[0].split(',')" in hint
     # An empty field is a line to skip, not a wrong column.
     empty = prompts.not_a_number(CellError("ValueError", "could not convert string to float: ''"))
     assert empty == prompts.NOT_A_NUMBER_EMPTY
