@@ -76,13 +76,19 @@ class Repl:
         FINAL(answer["content"] == output, answer["ready"] == True) got Python's "_final_value() takes
         2 positional arguments but 3 were given", which named none of its own code."""
         if len(values) != 1 or named:
-            raise TypeError(_ONE_VALUE.format(call="FINAL(x)", given=len(values) + len(named)))
+            raise TypeError(
+                _ONE_VALUE.format(call="FINAL(x)", what="the answer", given=len(values) + len(named))
+            )
         self._final_value(values[0])
 
     def _final_var_call(self, *values: object, **named: object) -> str:
         """FINAL_VAR(name), as user code calls it: one name."""
         if len(values) != 1 or named:
-            raise TypeError(_ONE_VALUE.format(call="FINAL_VAR(name)", given=len(values) + len(named)))
+            raise TypeError(
+                _ONE_VALUE.format(
+                    call="FINAL_VAR(name)", what="a variable's name", given=len(values) + len(named)
+                )
+            )
         return self._final_var(values[0])
 
     def _final_value(self, value: object) -> None:
@@ -223,7 +229,7 @@ def _scalar(value: object) -> bool:
 
 
 _ONE_VALUE = (
-    "{call} takes one value, the answer; {given} were given. Give FINAL(x) alone, or set "
+    "{call} takes one value, {what}; {given} were given. Give FINAL(x) alone, or set "
     "answer['content'] = x, then answer['ready'] = True, each as its own statement"
 )
 
