@@ -422,7 +422,8 @@ def test_a_name_that_names_no_file_leaves_a_note_of_near_names(store: ContextSto
     notes = store.take_notes()
     near = "names no file of the context; the files whose names hold 'guide': docs/guide.md"
     assert [n.text for n in notes] == [f"list_files('guide') {near}", f"grep's glob 'guide/*' {near}"]
-    assert not any(n.lines_unseen for n in notes)  # the model sees the [] it got
+    # list_files' [] is what an answer beside it counts; grep over no file read no line it meant.
+    assert [n.lines_unseen for n in notes] == [False, True]
     assert store.list_files("staff") == []
     (note,) = store.take_notes()
     assert note.text.endswith("its top level holds alias.py, docs/, notes.txt, src/")

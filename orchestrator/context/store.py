@@ -251,7 +251,7 @@ class ContextStore:
                 lines_unseen=True,
             )
 
-    def _note_missing(self, call: str, name: str, every: list[str]) -> None:
+    def _note_missing(self, call: str, name: str, every: list[str], *, lines_unseen: bool = False) -> None:
         """`name` (a directory, or a glob) names no file: say which files bear its last plain word,
         else what the root holds (recorded from the 1.5B model: list_files("staff") and
         grep(..., glob="staff/*") for people/staff.csv, each [] until the run stalled). A word of one
@@ -266,7 +266,7 @@ class ContextStore:
             where = "its top level holds " + ", ".join(tops[:10]) + (" ..." if len(tops) > 10 else "")
         else:
             where = "the context holds no file"
-        self._note(f"{call} names no file of the context; {where}")
+        self._note(f"{call} names no file of the context; {where}", lines_unseen=lines_unseen)
 
     def _rooted(self, path: str) -> str:
         """`path` as named from the context's root: a leading "context/" names the root itself when the
@@ -382,7 +382,7 @@ class ContextStore:
         every = [e.path for e in self.source.index()]
         candidates = self.list_files(glob=glob) if glob else every
         if glob and not candidates:
-            self._note_missing(f"grep's glob {glob!r}", glob, every)
+            self._note_missing(f"grep's glob {glob!r}", glob, every, lines_unseen=True)  # no line read
         timeout = self.limits.regex_timeout_s
         deadline = time.monotonic() + timeout  # one budget for the whole call, not per line
         matches: list[GrepMatch] = []

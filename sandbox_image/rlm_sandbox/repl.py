@@ -132,8 +132,7 @@ class Repl:
             ):
                 # FINAL_VAR(output) of `output = "..."`: the variable itself was passed, as a non-str
                 # value is above (recorded from the 1.5B model; the official REPL says "not found").
-                # Not what the host gave (a text `context` is no answer), nor a str CPython shares
-                # between literals (`status = "done"` then FINAL_VAR("done") is a name, not found).
+                # Not what the host gave (a text `context` is no answer), nor a str CPython shares.
                 self._final_value(name)
                 return _as_text(self._final)
             if available:
@@ -235,9 +234,11 @@ _ONE_VALUE = (
 
 
 def _not_shared(text: str) -> bool:
-    """A str that is one object only where one expression made it: CPython shares the empty string,
-    one-character strings and identifier-like literals, so `is` of those proves nothing."""
-    return len(text) > 1 and not text.isidentifier()
+    """A str that is one object only where one expression made it: CPython shares the empty string
+    and one-character strings, so `is` of those proves nothing. (It shares identifier-like literals
+    too, but a computed one-word answer, "Paris", must still be taken: FINAL_VAR("done") beside
+    `status = "done"` is taken as "done".)"""
+    return len(text) > 1
 
 
 def _given_is_no_answer(name: str) -> str:
