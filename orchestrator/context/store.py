@@ -36,10 +36,9 @@ MAX_COUNTED_BYTES = 1024**3  # file_info counts the lines of files up to this si
 
 @dataclass(frozen=True, slots=True)
 class StoreNote:
-    """What the store noticed about a call, for the model's feedback. `lines_unseen`: a grep found
-    no line where file names match, so an answer written beside it was written without the lines it
-    meant to read; the other notes (a name that names no file) come with an empty result the model
-    sees."""
+    """What the store noticed about a call, for the model's feedback. `lines_unseen`: a grep read no
+    line it meant to (file names matched its pattern, or its glob named no file), so an answer written
+    beside it was written blind; a list_files() that names no file returns the [] an answer counts."""
 
     text: str
     lines_unseen: bool = False

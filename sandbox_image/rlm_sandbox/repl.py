@@ -75,21 +75,11 @@ class Repl:
         """FINAL(x), as user code calls it: one value. Recorded from the 1.5B model:
         FINAL(answer["content"] == output, answer["ready"] == True) got Python's "_final_value() takes
         2 positional arguments but 3 were given", which named none of its own code."""
-        if len(values) != 1 or named:
-            raise TypeError(
-                _ONE_VALUE.format(call="FINAL(x)", what="the answer", given=len(values) + len(named))
-            )
-        self._final_value(values[0])
+        self._final_value(_one_value("FINAL(x)", "the answer", values, named))
 
     def _final_var_call(self, *values: object, **named: object) -> str:
         """FINAL_VAR(name), as user code calls it: one name."""
-        if len(values) != 1 or named:
-            raise TypeError(
-                _ONE_VALUE.format(
-                    call="FINAL_VAR(name)", what="a variable's name", given=len(values) + len(named)
-                )
-            )
-        return self._final_var(values[0])
+        return self._final_var(_one_value("FINAL_VAR(name)", "a variable's name", values, named))
 
     def _final_value(self, value: object) -> None:
         """FINAL(x): x is the run's answer. FINAL(answer), the answer dict itself, means its content."""
@@ -231,6 +221,13 @@ _ONE_VALUE = (
     "{call} takes one value, {what}; {given} were given. Give FINAL(x) alone, or set "
     "answer['content'] = x, then answer['ready'] = True, each as its own statement"
 )
+
+
+def _one_value(call: str, what: str, values: tuple[object, ...], named: dict[str, object]) -> object:
+    """The one value a FINAL function was given; else a TypeError that names the call's own use."""
+    if len(values) != 1 or named:
+        raise TypeError(_ONE_VALUE.format(call=call, what=what, given=len(values) + len(named)))
+    return values[0]
 
 
 def _not_shared(text: str) -> bool:
